@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up a fresh clone: a virtualenv with the pinned packages (torch included, once per
+# machine) and the JVM artifacts cached in .jars/ so later runs work offline.
+# Idempotent and quick when nothing changed (stamps hash pyproject.toml and conf/jvm-*.txt).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="$root/.venv"
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null 2>&1 || python=python3
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[bootstrap] creating $venv"
+  "$python" -m venv "$venv"
+fi
+py_stamp="$venv/.moviegraph-installed"
+py_hash="$(sha256sum pyproject.toml | cut -c1-16)"
+if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_hash" ]; then
+  echo "[bootstrap] installing Python packages (first time: torch is a large download)"
+  "$venv/bin/pip" install --quiet --upgrade pip
+  "$venv/bin/pip" install --quiet -e ".[dev]"
+  echo "$py_hash" > "$py_stamp"
+fi
+
+jar_stamp="$root/.jars/.resolved"
+jar_hash="$(cat conf/jvm-packages.txt conf/jvm-optional.txt | sha256sum | cut -c1-16)"
+if [ "$(cat "$jar_stamp" 2>/dev/null)" != "$jar_hash" ]; then
+  echo "[bootstrap] resolving JVM artifacts with Maven into .jars/"
+  "$venv/bin/python" -m moviegraph.jvm resolve
+  echo "$jar_hash" > "$jar_stamp"
+fi

@@ -1,0 +1,258 @@
+"""Typed configuration: dataclasses loaded from TOML plus ``--set key=value`` overrides.
+
+Every parameter has a default here; ``conf/default.toml`` documents the same values
+(a test keeps the two equal). Values are validated before Spark starts, and a bad
+value is rejected with the key and the allowed range, e.g.::
+
+    ConfigError: walks.p = -1.0: must be > 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, has the wrong type or is out of range."""
+
+
+def _param(default: Any, doc: str, *, gt: float | None = None, ge: float | None = None,
+           le: float | None = None, choices: tuple[Any, ...] | None = None) -> Any:
+    """A dataclass field carrying its documentation and allowed range."""
+    meta = {"doc": doc, "gt": gt, "ge": ge, "le": le, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class SparkConfig:
+    master: str = _param("local[*]", "Spark master when not set by spark-submit.")
+    app_name: str = _param("moviegraph", "Spark application name prefix.")
+    shuffle_partitions: int = _param(8, "spark.sql.shuffle.partitions.", ge=1)
+    driver_memory: str = _param("4g", "Driver memory (local mode: the whole job).")
+    jars: str = _param(
+        "local", "Where the JVM artifacts come from: 'local' = jars resolved by "
+        "bin/bootstrap.sh into .jars/ (offline), 'packages' = spark.jars.packages "
+        "(cluster with Maven access), 'provided' = already on the cluster classpath.",
+        choices=("local", "packages", "provided"))
+    graphframes: str = _param(
+        "auto", "GraphFrames JVM artifact: 'on' requires it, 'auto' uses it when it "
+        "resolves, 'off' never loads it.", choices=("auto", "on", "off"))
+    ui: bool = _param(False, "Start the Spark web UI.")
+    progress: bool = _param(True, "Show Spark's console progress bar.")
+    conf: dict = _param({}, "Extra spark.* settings passed through as they are.")
+
+
+@dataclass
+class WarehouseConfig:
+    root: str = _param("warehouse", "Root of the Delta tables (local path or any Hadoop URI).")
+
+
+@dataclass
+class DataConfig:
+    dir: str = _param("data", "Where fetched and generated raw files live (never committed).")
+
+
+@dataclass
+class IngestConfig:
+    dataset: str = _param(
+        "ml-100k-recbole", "Input: a dataset name known to `fetch` (ml-100k-recbole, ml-100k, "
+        "ml-1m, ml-latest-small, ml-25m, ml-32m) or 'path' to read ingest.path.",
+        choices=("ml-100k-recbole", "ml-100k", "ml-1m", "ml-latest-small", "ml-25m",
+                 "ml-32m", "path"))
+    path: str = _param("", "With dataset='path': folder holding the raw files.")
+    format: str = _param(
+        "auto", "Raw file format; 'auto' detects it from the file names.",
+        choices=("auto", "ml-100k", "recbole", "ml-1m", "csv"))
+    strict: bool = _param(False, "Fail on the first bad row (file, line, reason) instead "
+                                 "of writing it to the `rejected` table.")
+    append: bool = _param(False, "Append the input's ratings to `ratings` instead of "
+                                 "replacing the table.")
+
+
+@dataclass
+class SynthConfig:
+    ratings: int = _param(25_000_095, "Number of ratings to generate.", ge=1000)
+    users: int = _param(0, "Number of users; 0 scales MovieLens 25M's 162,541 to the size.",
+                        ge=0)
+    movies: int = _param(0, "Number of movies; 0 scales MovieLens 25M's 59,047 to the size.",
+                         ge=0)
+    genres_per_taste: int = _param(3, "Genres that define one user's taste.", ge=1, le=19)
+    seed: int = _param(42, "Random seed.", ge=0)
+    out: str = _param("", "Output folder; empty = <data.dir>/synth-<ratings>.")
+
+
+@dataclass
+class PairsConfig:
+    min_rating: float = _param(5.0, "Ratings below this are ignored by pair counting.",
+                               ge=0.0, le=5.0)
+    max_items_per_user: int = _param(
+        0, "Optional cap: users with more kept movies are subsampled reproducibly to this "
+           "many (0 = exact, no cap). Recorded in the run record.", ge=0)
+    block_size: int = _param(
+        2000, "Users' movie lists are cut into blocks of this many movies; a task handles "
+              "one block pair, so no task holds a heavy user's whole square.", ge=2)
+    seed: int = _param(7, "Seed for the optional per-user cap sample.", ge=0)
+
+
+@dataclass
+class EdgesConfig:
+    min_weight: float = _param(10.0, "Edges with weight = pmi * pair_count below this are "
+                                     "dropped.")
+
+
+@dataclass
+class WalksConfig:
+    num_walks: int = _param(10, "Walks started at every node.", ge=1)
+    walk_length: int = _param(80, "Nodes per walk, the start included.", ge=2)
+    p: float = _param(1.0, "Return parameter: weight of stepping back is w/p.", gt=0.0)
+    q: float = _param(1.0, "In-out parameter: weight of moving away is w/q.", gt=0.0)
+    seed: int = _param(1234, "Global seed; walk (start, round) streams derive from it.",
+                       ge=0)
+    directed: bool = _param(False, "Treat edges as directed (src -> dst only).")
+    mode: str = _param("auto", "broadcast: each task holds the whole graph; partitioned: "
+                               "walkers joined with adjacency step by step; auto: by size.",
+                       choices=("auto", "broadcast", "partitioned"))
+    partitions: int = _param(0, "Tasks for the walk stage; 0 = Spark's default parallelism.",
+                             ge=0)
+    broadcast_max_bytes: int = _param(
+        1 << 30, "auto mode picks broadcast while the CSR graph is smaller than this.", ge=1)
+
+
+@dataclass
+class Config:
+    """The whole job configuration."""
+
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    edges: EdgesConfig = field(default_factory=EdgesConfig)
+    walks: WalksConfig = field(default_factory=WalksConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict of every value."""
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of the named sections, used by run records to spot changed configs."""
+        blob = json.dumps({s: dataclasses.asdict(getattr(self, s)) for s in sections},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_value(key: str, value: Any, f: dataclasses.Field, typ: type) -> Any:
+    """Coerce ``value`` to the field's type and check its range; raise ConfigError."""
+    meta = f.metadata
+    if typ is bool:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{key} = {value!r}: must be true or false")
+            value = lowered in ("true", "1", "yes")
+        elif not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: must be true or false")
+    elif typ is int:
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} = {value!r}: must be an integer") from None
+        if isinstance(value, bool) or as_float != int(as_float):
+            raise ConfigError(f"{key} = {value!r}: must be an integer")
+        value = int(as_float)
+    elif typ is float:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} = {value!r}: must be a number") from None
+    elif typ is str:
+        value = str(value)
+    elif typ is dict and not isinstance(value, dict):
+        raise ConfigError(f"{key}: must be a table of settings")
+    if meta.get("choices") and value not in meta["choices"]:
+        allowed = ", ".join(map(str, meta["choices"]))
+        raise ConfigError(f"{key} = {value!r}: must be one of {allowed}")
+    if meta.get("gt") is not None and not value > meta["gt"]:
+        raise ConfigError(f"{key} = {value!r}: must be > {meta['gt']}")
+    if meta.get("ge") is not None and not value >= meta["ge"]:
+        raise ConfigError(f"{key} = {value!r}: must be >= {meta['ge']}")
+    if meta.get("le") is not None and not value <= meta["le"]:
+        raise ConfigError(f"{key} = {value!r}: must be <= {meta['le']}")
+    return value
+
+
+def _section_fields(section: Any) -> dict[str, tuple[dataclasses.Field, type]]:
+    hints = get_type_hints(type(section))
+    return {f.name: (f, hints[f.name]) for f in fields(section)}
+
+
+def apply(cfg: Config, key: str, value: Any) -> None:
+    """Set ``section.name`` (or ``spark.conf.<spark key>``) to ``value``, validated."""
+    section_name, _, name = key.partition(".")
+    if not name or not hasattr(cfg, section_name):
+        raise ConfigError(f"unknown config key {key!r} (expected section.name, sections: "
+                          f"{', '.join(f.name for f in fields(cfg))})")
+    section = getattr(cfg, section_name)
+    if section_name == "spark" and name.startswith("conf."):
+        section.conf[name[len("conf."):]] = str(value)
+        return
+    known = _section_fields(section)
+    if name not in known:
+        raise ConfigError(f"unknown config key {key!r} (known in [{section_name}]: "
+                          f"{', '.join(known)})")
+    f, typ = known[name]
+    setattr(section, name, _check_value(key, value, f, typ))
+
+
+def _apply_table(cfg: Config, table: dict[str, Any], source: str) -> None:
+    for section_name, values in table.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section_name}] must be a table")
+        for name, value in values.items():
+            if section_name == "spark" and name == "conf":
+                for k, v in value.items():
+                    apply(cfg, f"spark.conf.{k}", v)
+            else:
+                apply(cfg, f"{section_name}.{name}", value)
+
+
+def load(paths: list[str | Path] | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then each TOML file in order, then ``key=value`` overrides."""
+    cfg = Config()
+    for path in paths or []:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            table = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        _apply_table(cfg, table, str(p))
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        apply(cfg, key.strip(), value.strip())
+    return cfg
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """(key, default, doc) for every parameter, for docs and the default.toml check."""
+    out = []
+    cfg = Config()
+    for sec in fields(cfg):
+        section = getattr(cfg, sec.name)
+        for f in fields(section):
+            out.append((f"{sec.name}.{f.name}", getattr(section, f.name), f.metadata["doc"]))
+    return out

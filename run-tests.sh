@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run the test suite on a fresh clone: sets everything up (bin/bootstrap.sh), checks
+# style with ruff, then runs pytest. Extra arguments go to pytest, e.g.
+#   ./run-tests.sh tests/unit            # no Spark needed
+#   ./run-tests.sh -m slow               # benchmark-scale suites
+# pytest's "no tests collected" (exit 5) counts as a failure.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+bin/bootstrap.sh
+.venv/bin/ruff check lib tests jobs benchmarks
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "run-tests: pytest collected no tests; that is a failure" >&2
+  exit 1
+fi
+exit "$status"

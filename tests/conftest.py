@@ -1,0 +1,41 @@
+"""Shared fixtures: one local SparkSession per test run, ml-100k files, fresh warehouses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moviegraph.config import PROJECT_ROOT, SparkConfig
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one local SparkSession of the test run (2 cores, tiny shuffles, no UI)."""
+    from moviegraph.session import build_session
+
+    session = build_session(SparkConfig(master="local[2]", shuffle_partitions=2,
+                                        progress=False, driver_memory="3g"), "tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def warehouse(spark, tmp_path):
+    """An empty warehouse under the test's temporary folder."""
+    from moviegraph.tables import Warehouse
+
+    return Warehouse(spark, str(tmp_path / "warehouse"))
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    """MovieLens 100K (RecBole copy), fetched once into ./data (never committed)."""
+    from moviegraph.sources.fetch import FetchError, fetch
+
+    try:
+        return fetch("ml-100k-recbole", PROJECT_ROOT / "data", quiet=True)
+    except FetchError as exc:  # no PyPI access: the real-data tests cannot run
+        pytest.skip(f"MovieLens 100K unavailable: {exc}")
