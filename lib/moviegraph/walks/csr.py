@@ -1,0 +1,150 @@
+"""Compressed sparse row (CSR) graph for the walk kernel.
+
+Rows hold out-neighbours sorted by id (so adjacency tests are binary searches) and
+cumulative weights that restart at each row (so a weighted draw is a binary search, and
+the cumulative sums stay as precise as the row's own weights allow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+
+@dataclass(frozen=True)
+class CSRGraph:
+    """A weighted graph in CSR form.
+
+    Attributes:
+        indptr: int64, shape (n + 1,); row ``v`` is ``indptr[v]:indptr[v + 1]``.
+        indices: int32, neighbour ids, ascending within each row.
+        weights: float64, edge weights aligned with ``indices`` (all finite and > 0).
+        cumw: float64, running sum of ``weights`` within each row (restarting per row).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    cumw: np.ndarray
+
+    @classmethod
+    def from_edges(
+        cls,
+        src: np.ndarray,
+        dst: np.ndarray,
+        weight: np.ndarray,
+        num_nodes: int,
+        directed: bool = False,
+    ) -> CSRGraph:
+        """Build a CSR graph from an edge list.
+
+        Args:
+            src, dst: node ids in ``[0, num_nodes)``.
+            weight: edge weights, finite and strictly positive.
+            num_nodes: number of nodes (ids without edges become isolated nodes).
+            directed: if False, each edge is stored in both directions.
+
+        Raises:
+            ValueError: on mismatched lengths, ids out of range, bad weights, or duplicate
+                (src, dst) pairs (after symmetrisation when undirected).
+        """
+        src = np.asarray(src)
+        dst = np.asarray(dst)
+        weight = np.asarray(weight, dtype=np.float64)
+        if not (src.ndim == dst.ndim == weight.ndim == 1):
+            raise ValueError("src, dst and weight must be one-dimensional")
+        if not (len(src) == len(dst) == len(weight)):
+            raise ValueError(
+                f"src, dst and weight lengths differ: {len(src)}, {len(dst)}, {len(weight)}"
+            )
+        num_nodes = int(num_nodes)
+        if num_nodes < 0 or num_nodes >= 2**31:
+            raise ValueError(f"num_nodes must be in [0, 2**31), got {num_nodes}")
+        if len(src) and not (
+            np.issubdtype(src.dtype, np.integer) and np.issubdtype(dst.dtype, np.integer)
+        ):
+            raise ValueError("src and dst must be integer arrays")
+        src = src.astype(np.int64, copy=False)
+        dst = dst.astype(np.int64, copy=False)
+        if len(src):
+            lo = min(src.min(), dst.min())
+            hi = max(src.max(), dst.max())
+            if lo < 0 or hi >= num_nodes:
+                raise ValueError(f"node ids must be in [0, {num_nodes}), found range [{lo}, {hi}]")
+        bad = ~(np.isfinite(weight) & (weight > 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"edge weights must be finite and > 0; edge {i} ({src[i]}->{dst[i]}) "
+                f"has weight {weight[i]!r} ({int(bad.sum())} bad weights in all)"
+            )
+
+        if not directed:
+            # A self-loop would appear twice after symmetrisation; keep it once.
+            loop = src == dst
+            src, dst = np.concatenate([src, dst[~loop]]), np.concatenate([dst, src[~loop]])
+            weight = np.concatenate([weight, weight[~loop]])
+
+        order = np.lexsort((dst, src))
+        src, dst, weight = src[order], dst[order], weight[order]
+        if len(src) > 1:
+            dup = (src[1:] == src[:-1]) & (dst[1:] == dst[:-1])
+            if dup.any():
+                i = int(np.flatnonzero(dup)[0])
+                kind = "directed" if directed else "undirected (each pair counts both ways)"
+                raise ValueError(
+                    f"duplicate edge {src[i]}->{dst[i]} in {kind} edge list "
+                    f"({int(dup.sum())} duplicates in all); aggregate weights before "
+                    f"building the graph"
+                )
+
+        counts = np.bincount(src, minlength=num_nodes)
+        indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        weight = np.ascontiguousarray(weight)
+        cumw = _row_cumsum(weight, indptr)
+        return cls(
+            indptr=indptr,
+            indices=dst.astype(np.int32),
+            weights=weight,
+            cumw=cumw,
+        )
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of nodes (rows)."""
+        return len(self.indptr) - 1
+
+    @property
+    def num_edges(self) -> int:
+        """Number of stored directed entries (an undirected edge counts twice)."""
+        return len(self.indices)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the four arrays."""
+        return int(
+            self.indptr.nbytes + self.indices.nbytes + self.weights.nbytes + self.cumw.nbytes
+        )
+
+    def degree(self, v: int) -> int:
+        """Number of out-neighbours of ``v``."""
+        return int(self.indptr[v + 1] - self.indptr[v])
+
+
+@njit(cache=True)
+def _row_cumsum(weight: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Cumulative sum of ``weight`` restarting at every row of ``indptr``.
+
+    Summing per row (rather than subtracting a global running sum) keeps each row's sums
+    as precise as its own weights, however many edges come before it.
+    """
+    out = np.empty_like(weight)
+    for v in range(len(indptr) - 1):
+        acc = 0.0
+        for j in range(indptr[v], indptr[v + 1]):
+            acc += weight[j]
+            out[j] = acc
+    return out
