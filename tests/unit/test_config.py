@@ -24,6 +24,12 @@ def test_default_toml_documents_every_parameter_with_its_default():
     assert n_toml == len(described), "conf/default.toml has keys config.py does not know"
 
 
+def test_default_toml_is_the_rendered_one():
+    text = (PROJECT_ROOT / "conf" / "default.toml").read_text()
+    assert text == config.render_default_toml(), (
+        "conf/default.toml is stale: python -m moviegraph.config > conf/default.toml")
+
+
 def test_profiles_load():
     for name in ("default", "local", "cluster"):
         config.load([PROJECT_ROOT / "conf" / f"{name}.toml"])
