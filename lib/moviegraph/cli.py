@@ -4,7 +4,8 @@
 Arguments and config are validated before Spark starts.
 
 Exit codes (for schedulers): 0 success, 2 bad arguments or config, 3 bad or missing
-input data, 4 a required table is missing, 1 anything else.
+input data, 4 a required table is missing, 5 another pipeline holds the warehouse
+(retry later), 1 anything else.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from moviegraph import config as config_mod
 from moviegraph.config import PROJECT_ROOT, Config, ConfigError
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_INPUT, EXIT_TABLE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_INPUT, EXIT_TABLE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 
 
 JOBS = ("fetch", "synth", "ingest", "pairs", "edges", "walks", "pipeline")
@@ -45,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                         dest="overrides", help="override one config key, e.g. walks.p=0.5")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars; one line per stage (for schedulers)")
+    parser.add_argument("--force", action="store_true",
+                        help="run stages even when config and inputs are unchanged")
+    parser.add_argument("--from", dest="start", metavar="STAGE",
+                        help="pipeline: first stage to run")
+    parser.add_argument("--until", metavar="STAGE", help="pipeline: last stage to run")
     for flag, (key, kind) in _SHORTCUTS.items():
         if kind is None:
             parser.add_argument(flag, action="store_true", help=f"sets {key}=true")
@@ -90,17 +96,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except SystemExit as exc:  # argparse already printed the usage
         return EXIT_CONFIG if exc.code else EXIT_OK
-    from moviegraph import stages
+    from moviegraph import pipeline
+    from moviegraph.errors import InputError
+    from moviegraph.tables import TableError
 
     started = time.time()
     try:
-        stages.run_job(args.job, cfg, quiet=args.quiet)
-    except stages.InputDataError as exc:
+        pipeline.run_job(args.job, cfg, quiet=args.quiet, force=args.force,
+                         start=args.start, until=args.until)
+    except InputError as exc:
         print(f"input error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    except stages.MissingTableError as exc:
+    except TableError as exc:
         print(f"missing table: {exc}", file=sys.stderr)
         return EXIT_TABLE
+    except pipeline.PipelineLockedError as exc:
+        print(f"locked: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
