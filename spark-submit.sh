@@ -5,6 +5,11 @@
 #   ./spark-submit.sh ingest --strict
 #   ./spark-submit.sh walks --set walks.p=0.5 --set walks.q=2
 #   ./spark-submit.sh --master yarn --deploy-mode client pipeline --config conf/cluster.toml
+#   ./spark-submit.sh --ship-venv --master yarn --deploy-mode cluster pipeline --config conf/cluster.toml
+#
+# Off local mode (or with --ship) the package goes to the cluster as a zip (--py-files);
+# --ship-venv also packs the virtualenv (venv-pack, --archives) so executors get torch,
+# numpy and pyarrow without anything installed on the nodes.
 #
 # spark-submit's own options (--master, --deploy-mode, --conf, --executor-memory, ...) may
 # come before or after the job name; the rest goes to the job (see `python -m moviegraph -h`).
@@ -17,12 +22,16 @@ venv="$root/.venv"
 spark_opts=()   # passed to spark-submit
 job_args=()     # passed to the job
 job=""
+ship=0
+ship_venv=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --master|--deploy-mode|--conf|--name|--queue|--num-executors|--executor-memory|\
     --executor-cores|--driver-memory|--driver-cores|--total-executor-cores|--archives|\
     --py-files|--files|--jars|--packages|--properties-file|--principal|--keytab)
       spark_opts+=("$1" "$2"); shift 2 ;;
+    --ship) ship=1; shift ;;
+    --ship-venv) ship=1; ship_venv=1; shift ;;
     -h|--help)
       if [ -z "$job" ]; then sed -n '2,11p' "$0"; exit 0; fi
       job_args+=("$1"); shift ;;
@@ -46,6 +55,21 @@ fi
 derived_text="$("$venv/bin/python" -m moviegraph.submit "${spark_opts[@]}" -- "$job" "${job_args[@]}")" \
   || exit 2
 mapfile -t derived <<< "$derived_text"
+
+master="local"
+for ((i = 0; i < ${#spark_opts[@]}; i++)); do
+  [ "${spark_opts[$i]}" = "--master" ] && master="${spark_opts[$((i + 1))]}"
+done
+case "$master" in local*) ;; *) ship=1 ;; esac
+if [ "$ship" -eq 1 ]; then
+  zip_path="$("$venv/bin/python" -m moviegraph.package zip)"
+  derived+=(--py-files "$zip_path")
+fi
+if [ "$ship_venv" -eq 1 ]; then
+  archive="$root/dist/moviegraph-venv.tar.gz"
+  [ -f "$archive" ] || archive="$("$venv/bin/python" -m moviegraph.package venv)"
+  derived+=(--archives "$archive#environment" --conf spark.pyspark.python=./environment/bin/python)
+fi
 export PYSPARK_PYTHON="$venv/bin/python"
 export PYSPARK_DRIVER_PYTHON="$venv/bin/python"
 exec "$venv/bin/spark-submit" "${derived[@]}" "${spark_opts[@]}" \

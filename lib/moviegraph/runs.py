@@ -52,6 +52,10 @@ def record_stage(warehouse: Warehouse, stage: str, config_hash: str,
                  run_id: str | None = None) -> Iterator[StageRun]:
     """Record the stage's run in ``runs`` when the block ends, succeeded or failed."""
     run = StageRun(stage=stage, run_id=run_id or new_run_id(), config_hash=config_hash)
+    # Which code ran: on a cluster, the shipped zip rather than an installed copy.
+    import moviegraph
+
+    run.notes["package"] = moviegraph.__file__
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     t0 = time.time()
     status = "failed"
