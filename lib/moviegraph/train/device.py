@@ -1,0 +1,63 @@
+"""Device choice and seeding for the trainers.
+
+CUDA when present (training is the one stage a GPU speeds up), CPU otherwise; on CPU the
+runs are made bit-for-bit repeatable so that a test can compare two runs' vectors.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """Return the device to train on.
+
+    Args:
+        prefer: ``"cuda"``, ``"cpu"`` or None (auto). Asking for CUDA where none is
+            present falls back to CPU rather than failing, so one config runs anywhere.
+    """
+    if prefer == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, numpy's legacy global state and torch (CPU and CUDA).
+
+    Returns a fresh numpy ``Generator`` seeded with ``seed`` for callers that want an
+    explicit stream instead of global state.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return np.random.default_rng(seed)
+
+
+def set_deterministic(threads: int | None = None) -> None:
+    """Make CPU training repeatable.
+
+    torch's CPU kernels used here (index_add_, matmul, embedding backward) give the same
+    result for the same thread count; fixing the count removes the one source of drift.
+    ``use_deterministic_algorithms(warn_only=True)`` keeps CUDA runs going where no
+    deterministic kernel exists, with a warning instead of an error.
+    """
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def generator_for(device: torch.device, seed: int) -> torch.Generator:
+    """A torch ``Generator`` on ``device`` seeded with ``seed`` (explicit RNG streams)."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
