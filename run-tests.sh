@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 bin/bootstrap.sh
-.venv/bin/ruff check lib tests jobs benchmarks
+.venv/bin/ruff check lib tests jobs benchmarks examples
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
