@@ -22,19 +22,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 REPO = Path(__file__).resolve().parents[1]
-FALLBACK = Path("/tmp/dl/rbx/recbole/dataset_example/ml-100k")
 
 
 def ml100k_folder(data_dir: Path) -> Path:
-    """Fetched MovieLens 100K folder, else the interim local copy."""
-    try:
-        from moviegraph.sources.fetch import fetch
+    """The fetched MovieLens 100K folder (RecBole copy)."""
+    from moviegraph.sources.fetch import fetch
 
-        return fetch("ml-100k-recbole", data_dir, quiet=True)
-    except Exception:
-        if (FALLBACK / "ml-100k.inter").is_file():
-            return FALLBACK
-        raise
+    return fetch("ml-100k-recbole", data_dir, quiet=True)
 
 
 def pmi_edges(

@@ -30,12 +30,20 @@ def warehouse(spark, tmp_path):
     return Warehouse(spark, str(tmp_path / "warehouse"))
 
 
-@pytest.fixture(scope="session")
-def ml100k_dir() -> Path:
-    """MovieLens 100K (RecBole copy), fetched once into ./data (never committed)."""
+def ml100k_folder() -> Path:
+    """MovieLens 100K (RecBole copy), fetched once into ./data (never committed).
+
+    Skips the calling test when it cannot be fetched (no PyPI access).
+    """
     from moviegraph.sources.fetch import FetchError, fetch
 
     try:
         return fetch("ml-100k-recbole", PROJECT_ROOT / "data", quiet=True)
-    except FetchError as exc:  # no PyPI access: the real-data tests cannot run
+    except FetchError as exc:
         pytest.skip(f"MovieLens 100K unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    """The ml100k_folder() as a fixture."""
+    return ml100k_folder()

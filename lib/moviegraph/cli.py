@@ -21,7 +21,8 @@ from moviegraph.config import PROJECT_ROOT, Config, ConfigError
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_INPUT, EXIT_TABLE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 
 
-JOBS = ("fetch", "synth", "ingest", "pairs", "edges", "walks", "pipeline")
+JOBS = ("fetch", "synth", "ingest", "pairs", "edges", "walks", "train", "similar", "export",
+        "pipeline")
 
 # Job-specific flags are shortcuts for config keys.
 _SHORTCUTS = {
@@ -32,6 +33,7 @@ _SHORTCUTS = {
     "--ratings": ("synth.ratings", str),
     "--out": ("synth.out", str),
     "--seed": ("synth.seed", str),
+    "--resume": ("train.resume", None),
 }
 
 

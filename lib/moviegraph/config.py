@@ -129,6 +129,95 @@ class WalksConfig:
 
 
 @dataclass
+class TrainConfig:
+    models: str = _param("node2vec,cbow,mf", "Comma-separated models to train: node2vec "
+                                             "(skip-gram on walks), cbow (users' histories), "
+                                             "mf (biased matrix factorisation), softmax (retrieval "
+                                             "model: user tower, softmax over movies).")
+    seed: int = _param(42, "Seed of every model's initialisation and random draws.", ge=0)
+    device: str = _param("auto", "auto = CUDA when present, else CPU; cuda falls back to CPU "
+                                 "where none is present.", choices=("auto", "cpu", "cuda"))
+    deterministic: bool = _param(
+        True, "Bit-for-bit repeatable CPU runs: skip-gram's numba kernel on one thread "
+              "(several threads race, as in word2vec) and torch's deterministic kernels.")
+    threads: int = _param(0, "CPU threads of torch while training (0 = torch's default, one "
+                             "per core); 1 is faster for small models on a busy machine.",
+                          ge=0)
+    distributed: bool = _param(False, "Train with PyTorch DDP (gloo on CPU, nccl on CUDA) "
+                                      "launched by Spark's TorchDistributor (mf only).")
+    num_processes: int = _param(2, "Distributed: number of training processes.", ge=1)
+    checkpoint_dir: str = _param("checkpoints", "Checkpoints go to <checkpoint_dir>/<model>/ "
+                                                "(relative paths: under the project root).")
+    resume: bool = _param(False, "Continue each model from its last checkpoint (same config "
+                                 "and inputs only); otherwise old checkpoints are cleared.")
+    patience: int = _param(0, "mf: stop after this many epochs without a better validation "
+                              "RMSE (a validation cut of the train part is then held out) and "
+                              "keep the best epoch; 0 = off.", ge=0)
+    node2vec_dim: int = _param(64, "node2vec: vector size.", ge=1)
+    node2vec_epochs: int = _param(5, "node2vec: passes over the walks.", ge=1)
+    node2vec_window: int = _param(5, "node2vec: context window.", ge=1)
+    node2vec_negative: int = _param(5, "node2vec: negative samples per pair.", ge=1)
+    node2vec_lr: float = _param(0.025, "node2vec: initial SGD learning rate (decays linearly).",
+                                gt=0.0)
+    node2vec_sample: float = _param(1e-3, "node2vec: frequent-token subsampling threshold "
+                                          "(0 = off).", ge=0.0)
+    node2vec_batch_walks: int = _param(256, "node2vec: walks per step.", ge=1)
+    cbow_dim: int = _param(64, "cbow: vector size.", ge=1)
+    cbow_epochs: int = _param(10, "cbow: passes over the users' histories.", ge=1)
+    cbow_window: int = _param(5, "cbow: context positions on each side.", ge=1)
+    cbow_loss: str = _param("softmax", "cbow: full softmax or negative sampling.",
+                            choices=("softmax", "negative"))
+    cbow_negative: int = _param(10, "cbow: negatives per centre (cbow_loss = negative).", ge=1)
+    cbow_lr: float = _param(0.01, "cbow: Adam learning rate.", gt=0.0)
+    cbow_batch: int = _param(64, "cbow: histories per step.", ge=1)
+    cbow_max_len: int = _param(200, "cbow: longer histories are cut into rows of this many.",
+                               ge=2)
+    mf_dim: int = _param(128, "mf: latent factors.", ge=1)
+    mf_epochs: int = _param(16, "mf: passes over the training ratings.", ge=1)
+    mf_lr: float = _param(0.005, "mf: Adam learning rate.", gt=0.0)
+    mf_reg: float = _param(0.1, "mf: L2 weight on factors, per observed rating.", ge=0.0)
+    mf_reg_bias: float = _param(0.01, "mf: L2 weight on biases, per observed rating.", ge=0.0)
+    mf_batch_size: int = _param(1024, "mf: ratings per step (distributed: over all processes).",
+                                ge=1)
+    mf_biases: str = _param(
+        "drop", "mf biases in the written vectors: drop (factors only) or append (movie "
+                "[q, b_i, 1], user [p, 1, b_u], so user.movie = prediction - global mean).",
+        choices=("drop", "append"))
+    softmax_dim: int = _param(64, "softmax: user / movie vector size (+1 bias column).", ge=1)
+    softmax_epochs: int = _param(20, "softmax: passes over the users.", ge=1)
+    softmax_lr: float = _param(2e-3, "softmax: AdamW learning rate.", gt=0.0)
+    softmax_batch: int = _param(128, "softmax: users per step.", ge=1)
+    softmax_features: bool = _param(True, "softmax: pool genre and release-decade features "
+                                          "of the user's movies into the user tower.")
+
+
+@dataclass
+class SimilarConfig:
+    k: int = _param(20, "Neighbours per movie and recommendations per user.", ge=1)
+    metric: str = _param("both", "Similarity of similar_movies: cosine, dot or both (one row "
+                                 "set per metric, told apart by the `metric` column).",
+                         choices=("cosine", "dot", "both"))
+    block_size: int = _param(256, "Query rows (movies or users) scored per matrix product; "
+                                  "a task holds block_size x catalogue scores at a time.",
+                             ge=1)
+    models: str = _param("", "Comma-separated models to process; empty = every model in "
+                             "`embeddings`.")
+    run_id: str = _param("", "Embeddings run_id to use; empty = the latest run of each model.")
+    partitions: int = _param(0, "Tasks for the similarity joins; 0 = Spark's default "
+                                "parallelism.", ge=0)
+    like_threshold: float = _param(
+        4.0, "Item-embedding models: a user's movies rated >= this form the profile (all "
+             "rated movies when none is).", ge=0.0, le=5.0)
+
+
+@dataclass
+class ExportConfig:
+    out: str = _param("exports", "Folder of the Embedding Projector TSVs and Parquet copies "
+                                 "(local path, one subfolder per model).")
+    models: str = _param("", "Comma-separated models to export; empty = every model.")
+
+
+@dataclass
 class Config:
     """The whole job configuration."""
 
@@ -140,6 +229,9 @@ class Config:
     pairs: PairsConfig = field(default_factory=PairsConfig)
     edges: EdgesConfig = field(default_factory=EdgesConfig)
     walks: WalksConfig = field(default_factory=WalksConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    similar: SimilarConfig = field(default_factory=SimilarConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict of every value."""
@@ -227,15 +319,28 @@ def _apply_table(cfg: Config, table: dict[str, Any], source: str) -> None:
                 apply(cfg, f"{section_name}.{name}", value)
 
 
+def _read_config_text(path: Path) -> str:
+    """The file's text; ``conf/X.toml`` falls back to the copy shipped inside the package
+    (the --py-files zip on a cluster driver has no project tree around it)."""
+    if path.is_file():
+        return path.read_text()
+    if path.parent.name == "conf" or len(path.parts) == 1:
+        from importlib import resources
+
+        shipped = resources.files("moviegraph").joinpath("conf", path.name)
+        if shipped.is_file():
+            return shipped.read_text()
+    raise ConfigError(f"config file not found: {path}")
+
+
 def load(paths: list[str | Path] | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults, then each TOML file in order, then ``key=value`` overrides."""
     cfg = Config()
     for path in paths or []:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
+        text = _read_config_text(p)
         try:
-            table = tomllib.loads(p.read_text())
+            table = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
         _apply_table(cfg, table, str(p))

@@ -32,10 +32,14 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "edges": ("item_counts", "pair_counts"),
     "walks": ("edges",),
     "train": ("walks", "vocab", "ratings", "movies"),
-    "similar": ("embeddings", "ratings"),
+    "similar": ("embeddings", "user_embeddings", "ratings"),
     "evaluate": ("embeddings", "ratings", "movies"),
-    "export": ("embeddings", "movies", "ratings"),
+    "export": ("embeddings", "user_embeddings", "movies", "ratings"),
 }
+
+
+# Inputs a stage can do without (no model wrote user vectors yet): version -1 when absent.
+OPTIONAL_INPUTS = {"user_embeddings"}
 
 
 class PipelineLockedError(RuntimeError):
@@ -126,7 +130,18 @@ def current_inputs(spark: SparkSession, cfg: Config, wh: Warehouse, stage: str) 
         if cfg.ingest.append:
             return {}
         return {"raw_files": _raw_fingerprint(spark, input_folder(cfg))}
-    return input_versions(wh, *STAGE_INPUTS.get(stage, ()))
+    if stage == "train":
+        from moviegraph.train.stage import model_inputs, model_list
+
+        tables = sorted({t for m in model_list(cfg.train.models)
+                         for t in model_inputs(m, cfg.train)})
+        return input_versions(wh, *tables)
+    tables = STAGE_INPUTS.get(stage, ())
+    versions = input_versions(wh, *(t for t in tables if t not in OPTIONAL_INPUTS))
+    for table in OPTIONAL_INPUTS.intersection(tables):
+        version = wh.version(table)
+        versions[table] = -1 if version is None else version
+    return versions
 
 
 def is_up_to_date(wh: Warehouse, stage: str, config_hash: str,

@@ -58,10 +58,34 @@ def stage_walks(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
     return generate_walks(spark, wh, cfg.walks, run).summary(cfg.walks)
 
 
+def stage_train(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+    """walks, vocab, ratings -> embeddings, user_embeddings, history (PyTorch trainers)."""
+    from moviegraph.train.stage import stage_train as train
+
+    return train(spark, cfg, wh, run)
+
+
+def stage_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+    """embeddings, user_embeddings, ratings -> similar_movies, recommendations (exact top-k)."""
+    from moviegraph.similarity.stage import stage_similar as similar
+
+    return similar(spark, cfg, wh, run)
+
+
+def stage_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+    """embeddings, movies, ratings -> Embedding Projector TSVs and Parquet per model."""
+    from moviegraph.export.stage import stage_export as export
+
+    return export(spark, cfg, wh, run)
+
+
 # Stages in pipeline order, with the config sections their output depends on.
 STAGES: dict[str, tuple[Callable, tuple[str, ...]]] = {
     "ingest": (stage_ingest, ("ingest", "data")),
     "pairs": (stage_pairs, ("pairs",)),
     "edges": (stage_edges, ("pairs", "edges")),
     "walks": (stage_walks, ("walks",)),
+    "train": (stage_train, ("train",)),
+    "similar": (stage_similar, ("similar",)),
+    "export": (stage_export, ("export",)),
 }

@@ -67,6 +67,41 @@ SCHEMAS: dict[str, T.StructType] = {
         T.StructField("movie_id", T.IntegerType(), False),
         T.StructField("count", T.LongType(), False),
     ]),
+    "embeddings": T.StructType([
+        T.StructField("model", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("movie_id", T.IntegerType(), False),
+        T.StructField("vector", T.ArrayType(T.FloatType()), False),
+    ]),
+    "user_embeddings": T.StructType([
+        T.StructField("model", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("user_id", T.IntegerType(), False),
+        T.StructField("vector", T.ArrayType(T.FloatType()), False),
+    ]),
+    "history": T.StructType([  # one row per training epoch (train stage, appended)
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("model", T.StringType(), False),
+        T.StructField("epoch", T.IntegerType(), False),  # 0-based
+        T.StructField("train_loss", T.DoubleType(), False),
+        T.StructField("metrics", T.MapType(T.StringType(), T.DoubleType()), False),
+        T.StructField("seconds", T.DoubleType(), False),
+    ]),
+    "similar_movies": T.StructType([
+        T.StructField("model", T.StringType(), False),
+        T.StructField("metric", T.StringType(), False),  # cosine | dot
+        T.StructField("movie_id", T.IntegerType(), False),
+        T.StructField("rank", T.IntegerType(), False),  # 1 = most similar
+        T.StructField("neighbor_id", T.IntegerType(), False),
+        T.StructField("score", T.FloatType(), False),
+    ]),
+    "recommendations": T.StructType([
+        T.StructField("model", T.StringType(), False),
+        T.StructField("user_id", T.IntegerType(), False),
+        T.StructField("rank", T.IntegerType(), False),  # 1 = best
+        T.StructField("movie_id", T.IntegerType(), False),  # never one the user rated
+        T.StructField("score", T.FloatType(), False),
+    ]),
 }
 
 

@@ -16,26 +16,7 @@ import pytest
 from moviegraph.evaluate import baselines as bl
 from moviegraph.evaluate import metrics as mt
 from moviegraph.evaluate import splits
-
-REPO = Path(__file__).resolve().parents[2]
-# Interim local copy of the RecBole files, used only when fetch is unavailable or fails.
-FALLBACK = Path("/tmp/dl/rbx/recbole/dataset_example/ml-100k")
-
-
-def ml100k_folder() -> Path:
-    """Folder with ml-100k.inter / ml-100k.item: fetched, else the local copy, else skip."""
-    try:
-        from moviegraph.sources.fetch import fetch
-    except ImportError:
-        fetch = None
-    if fetch is not None:
-        try:
-            return fetch("ml-100k-recbole", REPO / "data", quiet=True)
-        except Exception:  # offline or bad download: fall through to the local copy
-            pass
-    if (FALLBACK / "ml-100k.inter").is_file() and (FALLBACK / "ml-100k.item").is_file():
-        return FALLBACK
-    pytest.skip("MovieLens 100K not available (fetch failed, no local copy)")
+from tests.conftest import ml100k_folder
 
 
 class Data:

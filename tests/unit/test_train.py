@@ -3,8 +3,6 @@ CPU determinism, checkpoint/resume equals an uninterrupted run, device fallback.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,21 +18,7 @@ from moviegraph.train.skipgram import (
     subsample,
     train_skipgram,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-FALLBACK = Path("/tmp/dl/rbx/recbole/dataset_example/ml-100k")
-
-
-def ml100k_folder() -> Path:
-    """Folder with ml-100k.inter / .item: fetched, else the local copy, else skip."""
-    try:
-        from moviegraph.sources.fetch import fetch
-
-        return fetch("ml-100k-recbole", REPO / "data", quiet=True)
-    except Exception:
-        if (FALLBACK / "ml-100k.inter").is_file():
-            return FALLBACK
-    pytest.skip("MovieLens 100K not available")
+from tests.conftest import ml100k_folder
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,149 @@
+"""Exact co-rating pair counts in Spark, safe with heavy users.
+
+Counting costs Σ n_u² over users (n_u = a user's kept movies): one user with 30,000
+movies alone makes 450M pairs. So no task ever holds a user's whole square: each
+user's sorted movie list is cut into blocks of ``block_size`` movies and every block
+pair ``(i, j)``, ``i <= j``, becomes one task. Tasks are hash-partitioned on
+``(user, i, j)`` (salting), so a heavy user's square is spread over all partitions,
+and each task does at most ``block_size²`` work. The numpy/scipy kernel
+(:mod:`moviegraph.graph.kernels`) runs inside ``mapInArrow`` and pre-aggregates each
+chunk of tasks to ``(pair code, count)`` before the shuffle; Spark then sums counts
+per int64 pair code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from moviegraph.graph.kernels import LOW_MASK, SHIFT, iter_block_pair_counts
+
+# Work budget of one kernel call (cells of the block product): bounds a Python worker's
+# memory to a few hundred MB whatever the users look like.
+MAX_CELLS = 1 << 22
+
+TASK_SCHEMA = "code long, n long"
+
+
+@dataclass
+class UserLists:
+    """Kept (optionally capped) sorted movie lists per user, and what the cap did."""
+
+    lists: DataFrame  # user_id int, items array<int> (sorted, distinct), n int
+    capped_users: int
+    dropped_ratings: int
+
+
+def kept_ratings(ratings: DataFrame, min_rating: float) -> DataFrame:
+    """``(user_id, movie_id)`` of the ratings ``>= min_rating``."""
+    return ratings.filter(F.col("rating") >= F.lit(float(min_rating))).select(
+        "user_id", "movie_id")
+
+
+def user_lists(kept: DataFrame, max_items_per_user: int = 0, seed: int = 0) -> UserLists:
+    """Each user's kept movies as one sorted array; optionally capped by a seeded sample.
+
+    With ``max_items_per_user > 0`` a user with more kept movies keeps the ones with the
+    smallest ``xxhash64(seed, user, movie)`` (ties by movie id): reproducible, and the
+    same whatever the partitioning.
+    """
+    if max_items_per_user <= 0:
+        lists = kept.groupBy("user_id").agg(
+            F.sort_array(F.collect_list("movie_id")).alias("items"))
+        lists = lists.withColumn("n", F.size("items")).persist(StorageLevel.MEMORY_AND_DISK)
+        return UserLists(lists, 0, 0)
+    cap = int(max_items_per_user)
+    keyed = kept.select("user_id", F.struct(
+        F.xxhash64(F.lit(int(seed)), "user_id", "movie_id").alias("h"),
+        F.col("movie_id").alias("m")).alias("hm"))
+    grouped = keyed.groupBy("user_id").agg(F.sort_array(F.collect_list("hm")).alias("hms"))
+    lists = grouped.select(
+        "user_id", F.size("hms").alias("full"),
+        F.sort_array(F.transform(F.slice("hms", 1, cap), lambda x: x["m"])).alias("items"))
+    lists = lists.withColumn("n", F.size("items")).persist(StorageLevel.MEMORY_AND_DISK)
+    row = lists.agg(F.sum(F.when(F.col("full") > cap, 1).otherwise(0)).alias("users"),
+                    F.sum(F.col("full") - F.col("n")).alias("dropped")).first()
+    return UserLists(lists.drop("full"), int(row["users"] or 0), int(row["dropped"] or 0))
+
+
+def item_counts(lists: DataFrame) -> DataFrame:
+    """``(movie_id, n)``: kept ratings per movie (after the cap, if any)."""
+    return (lists.select(F.explode("items").alias("movie_id"))
+            .groupBy("movie_id").agg(F.count(F.lit(1)).alias("n")))
+
+
+def block_tasks(lists: DataFrame, block_size: int, partitions: int) -> DataFrame:
+    """One row per (user, block i, block j), i <= j, hash-spread over ``partitions``.
+
+    Columns ``user_id, bi, bj, a, b``: ``a`` is block i, ``b`` block j (empty when
+    ``i == j``: the task pairs block i with itself). Users with one movie make no task.
+    """
+    bs = int(block_size)
+    nb = F.floor((F.col("n") - 1) / F.lit(bs)).cast("int")  # last block index
+    with_i = (lists.filter(F.col("n") >= 2)
+              .select("user_id", "items", nb.alias("last"))
+              .select("user_id", "items", "last",
+                      F.explode(F.sequence(F.lit(0), F.col("last"))).alias("bi")))
+    with_j = with_i.select("user_id", "items", "bi",
+                           F.explode(F.sequence(F.col("bi"), F.col("last"))).alias("bj"))
+    empty = F.array().cast(T.ArrayType(T.IntegerType()))
+    tasks = with_j.select(
+        "user_id", "bi", "bj",
+        F.slice("items", F.col("bi") * bs + 1, bs).alias("a"),
+        F.when(F.col("bi") == F.col("bj"), empty)
+        .otherwise(F.slice("items", F.col("bj") * bs + 1, bs)).alias("b"))
+    return tasks.repartition(int(partitions), "user_id", "bi", "bj")
+
+
+def _count_batches(max_cells: int):
+    """The mapInArrow function: task batches in, pre-aggregated ``(code, n)`` out."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            a = batch.column("a")
+            b = batch.column("b")
+            diag = (batch.column("bi").to_numpy(zero_copy_only=False)
+                    == batch.column("bj").to_numpy(zero_copy_only=False))
+            a_ptr = a.offsets.to_numpy()
+            b_ptr = b.offsets.to_numpy()
+            a_items = a.values.to_numpy(zero_copy_only=False)
+            b_items = b.values.to_numpy(zero_copy_only=False)
+            for codes, counts in iter_block_pair_counts(a_ptr, a_items, b_ptr, b_items, diag,
+                                                        max_cells):
+                yield pa.RecordBatch.from_arrays([pa.array(codes), pa.array(counts)],
+                                                 names=["code", "n"])
+
+    return run
+
+
+def pair_counts(tasks: DataFrame, max_cells: int = MAX_CELLS) -> DataFrame:
+    """``(movie_a, movie_b, n)`` with ``movie_a < movie_b``, summed over all tasks."""
+    coded = tasks.mapInArrow(_count_batches(max_cells), TASK_SCHEMA)
+    summed = coded.groupBy("code").agg(F.sum("n").alias("n"))
+    return summed.select(
+        F.shiftright("code", SHIFT).cast("int").alias("movie_a"),
+        F.col("code").bitwiseAND(F.lit(LOW_MASK)).cast("int").alias("movie_b"),
+        F.col("n").cast("long").alias("n"))
+
+
+def list_stats(lists: DataFrame, block_size: int) -> dict[str, int]:
+    """Users, kept ratings, Σ n_u(n_u-1)/2 (pairs to count), Σ n_u², largest n_u, tasks."""
+    n = F.col("n").cast("long")
+    nb = F.floor((n - 1) / F.lit(int(block_size))) + 1
+    row = lists.agg(
+        F.count(F.lit(1)).alias("users"), F.sum(n).alias("kept"),
+        F.sum(n * (n - 1) / 2).cast("long").alias("pairs"),
+        F.sum(n * n).alias("sum_sq"), F.max(n).alias("max_n"),
+        F.sum(F.when(n >= 2, nb * (nb + 1) / 2).otherwise(0)).cast("long").alias("tasks"),
+        F.sum(F.when(n > int(block_size), 1).otherwise(0)).alias("split_users"),
+    ).first()
+    return {k: int(row[k] or 0) for k in row.asDict()}
+

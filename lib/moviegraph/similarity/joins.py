@@ -1,0 +1,203 @@
+"""Spark layer of the similarity joins: partition query rows, move Arrow batches.
+
+The catalogue (one model's movie matrix, float32, sorted by movie id so that "lower
+position" is "lower movie id") is broadcast; each task builds one
+:class:`~moviegraph.similarity.topk.Searcher` and streams its Arrow batches of query rows
+(movie positions, or users with their vector and/or rated movies) through it with
+``mapInArrow``. Every query row is scored on its own, so the result does not depend on the
+partitioning. Memory per task: the catalogue twice (float32 + float64) plus
+``block_size x catalogue`` scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+from pyspark import Broadcast
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from moviegraph.errors import InputError
+from moviegraph.similarity.topk import Searcher, exclusion_csr, profile_queries, unit_rows
+
+SIMILAR_SCHEMA = "movie_id int, rank int, neighbor_id int, score float"
+RECOMMEND_SCHEMA = "user_id int, rank int, movie_id int, score float"
+
+
+def select_runs(embeddings: DataFrame, models: list[str], run_id: str = "") -> dict[str, str]:
+    """``{model: run_id}`` to use: the configured run, else each model's latest run.
+
+    Run ids sort by time (``runs.new_run_id``), so the latest is the largest.
+
+    Raises:
+        InputError: a requested model (or the requested run) is not in the table.
+    """
+    df = embeddings.select("model", "run_id").distinct()
+    if run_id:
+        df = df.where(F.col("run_id") == run_id)
+    found = {r["model"]: r["run_id"] for r in
+             df.groupBy("model").agg(F.max("run_id").alias("run_id")).collect()}
+    if models:
+        missing = [m for m in models if m not in found]
+        if missing:
+            where = f" with run_id {run_id!r}" if run_id else ""
+            raise InputError(f"model(s) {', '.join(missing)} not found in embeddings{where} "
+                             f"(available: {', '.join(sorted(found)) or 'none'})")
+        found = {m: found[m] for m in models}
+    return dict(sorted(found.items()))
+
+
+def vectors_of(df: DataFrame, id_col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Collect ``(id, vector)`` rows to the driver: ids ascending (int64), float32 matrix.
+
+    Raises:
+        InputError: duplicate ids, null vectors or vectors of different lengths.
+    """
+    table = df.select(id_col, "vector").toArrow()
+    ids = table.column(id_col).to_numpy().astype(np.int64)
+    vec = table.column("vector").combine_chunks()
+    if vec.null_count:
+        raise InputError(f"{vec.null_count} null vector(s) in the embeddings")
+    lengths = pc.list_value_length(vec).to_numpy(zero_copy_only=False)
+    if ids.size and (lengths.min() != lengths.max() or lengths[0] == 0):
+        raise InputError(f"embedding vectors have lengths {lengths.min()}..{lengths.max()}")
+    dim = int(lengths[0]) if ids.size else 0
+    matrix = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    matrix = matrix.reshape(ids.shape[0], dim)
+    order = np.argsort(ids, kind="stable")
+    ids, matrix = ids[order], matrix[order]
+    if ids.size > 1 and (np.diff(ids) == 0).any():
+        raise InputError(f"duplicate {id_col} in the embeddings")
+    return ids, np.ascontiguousarray(matrix)
+
+
+def _set_threads() -> None:
+    # One Spark task per core: torch's own thread pool would oversubscribe the cores.
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)
+
+
+def _emit(query_ids: np.ndarray, ids: np.ndarray, positions: np.ndarray,
+          scores: np.ndarray, names: tuple[str, str]) -> pa.RecordBatch:
+    """One output batch of (query id, rank, item id, score) for the valid results."""
+    b, k = positions.shape
+    valid = (positions >= 0).reshape(-1)
+    rank = np.tile(np.arange(1, k + 1, dtype=np.int32), b)[valid]
+    qid = np.repeat(query_ids.astype(np.int32), k)[valid]
+    item = ids[np.maximum(positions, 0)].astype(np.int32).reshape(-1)[valid]
+    score = scores.reshape(-1)[valid].astype(np.float32)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(qid), pa.array(rank), pa.array(item), pa.array(score)],
+        names=[names[0], "rank", names[1], "score"])
+
+
+def similar_movies(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray, metric: str,
+                   k: int, block_size: int = 256,
+                   partitions: int = 0) -> tuple[DataFrame, Broadcast]:
+    """Top-k most similar other movies of every movie: ``movie_id, rank, neighbor_id, score``.
+
+    Args:
+        ids: movie ids ascending; ``vectors``: float32 (n, d), same order.
+        metric: ``"cosine"`` or ``"dot"``; ties go to the lower neighbour id.
+        partitions: query tasks; 0 = Spark's default parallelism.
+
+    Returns:
+        The (lazy) DataFrame and the catalogue's broadcast, to unpersist once written.
+    """
+    n = int(ids.shape[0])
+    parts = partitions or spark.sparkContext.defaultParallelism
+    bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors})
+
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        _set_threads()
+        cat = bc.value
+        searcher = Searcher(cat["vectors"], metric)
+        for batch in batches:
+            pos = batch.column(0).to_numpy().astype(np.int64)
+            if pos.size == 0:
+                continue
+            # A movie is not its own neighbour (duplicates of it, with other ids, are).
+            exclude = exclusion_csr(np.arange(pos.size + 1), pos, pos.size, n)
+            res = searcher.search(cat["vectors"][pos], k, exclude, block_size)
+            yield _emit(cat["ids"][pos], cat["ids"], res.positions, res.scores,
+                        ("movie_id", "neighbor_id"))
+
+    df = spark.range(0, n, numPartitions=max(1, min(parts, n))).mapInArrow(task, SIMILAR_SCHEMA)
+    return df, bc
+
+
+def rated_lists(ratings: DataFrame) -> DataFrame:
+    """``user_id, rated array<struct<movie_id, rating>>``: each user's ratings, one row."""
+    return ratings.groupBy("user_id").agg(
+        F.collect_list(F.struct("movie_id", "rating")).alias("rated"))
+
+
+def _rated_csr(col: pa.Array, ids: np.ndarray) -> sp.csr_matrix:
+    """CSR (rows, n) of ratings by catalogue position; movies outside it are dropped."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n_rows = len(col)
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = pc.list_flatten(col)  # null lists contribute nothing
+    movie = flat.field("movie_id").to_numpy(zero_copy_only=False).astype(np.int64)
+    rating = flat.field("rating").to_numpy(zero_copy_only=False).astype(np.float64)
+    pos = np.searchsorted(ids, movie)
+    pos = np.where((pos < ids.size) & (ids[np.minimum(pos, ids.size - 1)] == movie), pos, -1)
+    rows = np.repeat(np.arange(n_rows), np.diff(indptr))
+    keep = pos >= 0
+    m = sp.csr_matrix((rating[keep], (rows[keep], pos[keep])), shape=(n_rows, ids.size))
+    m.sum_duplicates()
+    return m
+
+
+def recommendations(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray,
+                    users: DataFrame, k: int, user_vectors: bool, like_threshold: float = 4.0,
+                    block_size: int = 256,
+                    partitions: int = 0) -> tuple[DataFrame, Broadcast]:
+    """Top-k unrated movies per user: ``user_id, rank, movie_id, score``.
+
+    Args:
+        ids, vectors: the model's movie catalogue (ids ascending).
+        users: ``user_id, rated`` (:func:`rated_lists`, may be null) and, with
+            ``user_vectors``, ``vector``: the user's embedding, scored by dot product.
+            Without it, a user's score of movie i is EVALUATION.md's sum of cosines of i
+            with the user's movies rated >= ``like_threshold`` (all of them if none is).
+        partitions: query tasks; 0 = Spark's default parallelism.
+
+    Rated movies are never returned; ties go to the lower movie id. Returns the (lazy)
+    DataFrame and the catalogue's broadcast, to unpersist once written.
+    """
+    parts = partitions or spark.sparkContext.defaultParallelism
+    bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors})
+    cols = ["user_id", "rated"] + (["vector"] if user_vectors else [])
+
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        _set_threads()
+        cat = bc.value
+        if user_vectors:
+            searcher = Searcher(cat["vectors"], "dot")
+        else:
+            unit = unit_rows(cat["vectors"])
+            searcher = Searcher(unit, "dot")
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            rated = _rated_csr(batch.column(1), cat["ids"])
+            if user_vectors:
+                vec = batch.column(2)
+                dim = cat["vectors"].shape[1]
+                queries = vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+            else:
+                queries = profile_queries(unit, rated, like_threshold)
+            res = searcher.search(queries, k, rated.astype(bool), block_size)
+            uid = batch.column(0).to_numpy(zero_copy_only=False)
+            yield _emit(uid, cat["ids"], res.positions, res.scores, ("user_id", "movie_id"))
+
+    df = users.select(*cols).repartition(parts).mapInArrow(task, RECOMMEND_SCHEMA)
+    return df, bc

@@ -1,0 +1,209 @@
+"""Data-parallel matrix factorisation: PyTorch DDP launched by Spark's TorchDistributor.
+
+Every process holds the whole (small) model and all training ratings (read from one
+``.npz`` file the driver writes, rather than pickled into the launch), draws the same
+epoch permutation from ``(seed, epoch)`` and trains on its slice of each global batch of
+``batch_size`` ratings. DDP averages the slices' gradients, so one step is the step the
+single-process trainer takes on the whole global batch (up to float summation order and
+the uneven split of a batch by at most one rating): the result matches single-process
+training within noise, whatever the number of processes. A final global batch with fewer
+ratings than processes is skipped (every process must take the same number of steps).
+
+Backends: gloo on CPU, nccl on CUDA. Each process checkpoints through the shared loop
+(rank 0 into the model's folder, rank r into ``rank<r>/`` below it), so ``resume`` works
+as in single-process training. Rank 0 writes the final weights and history to a file
+the driver loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from moviegraph.train.loop import FitResult, LoopConfig, epoch_generator, fit
+from moviegraph.train.mf import BiasedMF, MFConfig, MFResult, predict, rmse
+
+
+class _PenalisedMF(nn.Module):
+    """Wraps :class:`BiasedMF` so DDP's forward returns the training objective.
+
+    DDP synchronises gradients only for losses computed through its own ``forward``.
+    """
+
+    def __init__(self, mf: BiasedMF, reg_factors: float, reg_bias: float) -> None:
+        super().__init__()
+        self.mf = mf
+        self.reg_factors = reg_factors
+        self.reg_bias = reg_bias
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor,
+                ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mf.penalised_loss(users, items, ratings, self.reg_factors, self.reg_bias)
+
+
+def rank_checkpoint_dir(base: str | Path | None, rank: int) -> Path | None:
+    """Checkpoint folder of process ``rank`` (rank 0: ``base`` itself)."""
+    if base is None:
+        return None
+    return Path(base) if rank == 0 else Path(base) / f"rank{rank}"
+
+
+def _mf_worker(data_path: str, num_users: int, num_items: int, cfg_dict: dict[str, Any],
+               loop_dict: dict[str, Any], out_path: str, use_gpu: bool, threads: int) -> str:
+    """One DDP process (run by torchrun under TorchDistributor, or by ``spawn``)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    backend = "nccl" if use_gpu else "gloo"
+    dist.init_process_group(backend)
+    try:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if use_gpu:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            device = torch.device("cuda", local % max(torch.cuda.device_count(), 1))
+            torch.cuda.set_device(device)
+        else:
+            device = torch.device("cpu")
+            # Processes share the cores; oversubscribed OpenMP threads only slow them down.
+            torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // world))
+        cfg = MFConfig(**cfg_dict)
+        loop_kw = dict(loop_dict)
+        loop_kw["checkpoint_dir"] = rank_checkpoint_dir(loop_kw.get("checkpoint_dir"), rank)
+        loop_kw["progress"] = bool(loop_kw.get("progress")) and rank == 0
+        loop = LoopConfig(**loop_kw)
+
+        data = np.load(data_path)
+        u_all = torch.as_tensor(data["users"], dtype=torch.long, device=device)
+        i_all = torch.as_tensor(data["items"], dtype=torch.long, device=device)
+        r_all = torch.as_tensor(data["ratings"], dtype=torch.float32, device=device)
+        torch.manual_seed(cfg.seed)  # same initial weights in every process (as train_mf)
+        model = BiasedMF(num_users, num_items, cfg.dim, float(r_all.mean()),
+                         cfg.init_std).to(device)
+        ddp = DistributedDataParallel(_PenalisedMF(model, cfg.reg_factors, cfg.reg_bias),
+                                      device_ids=[device.index] if use_gpu else None)
+        opt: torch.optim.Optimizer
+        if cfg.optimizer == "adam":
+            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        else:
+            opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        n = len(r_all)
+        bs = n if cfg.batch_size is None else cfg.batch_size
+
+        def run_epoch(epoch: int) -> Iterator[tuple[float, int]]:
+            order = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch)).to(device)
+            for s in range(0, n, bs):
+                batch = order[s : s + bs]
+                if len(batch) < world:
+                    break
+                idx = torch.tensor_split(batch, world)[rank]
+                obj, mse = ddp(u_all[idx], i_all[idx], r_all[idx])
+                opt.zero_grad(set_to_none=True)
+                obj.backward()
+                opt.step()
+                # The history reports the global batch's loss, not this slice's.
+                tot = torch.stack([mse.detach() * len(idx),
+                                   torch.tensor(float(len(idx)), device=device)])
+                dist.all_reduce(tot)
+                yield float(tot[0] / tot[1]), int(tot[1])
+
+        validate = None
+        if "val_users" in data:
+            vu, vi, vr = data["val_users"], data["val_items"], data["val_ratings"]
+
+            def validate() -> dict[str, float]:
+                # Every process scores the same weights, so early stopping agrees everywhere.
+                return {"val_rmse": rmse(predict(model, vu, vi), vr)}
+
+        result = fit(model, run_epoch, loop, optimizer=opt, validate=validate)
+        if rank == 0:
+            torch.save({"state": {k: v.cpu() for k, v in model.state_dict().items()},
+                        "fit": dataclasses.asdict(result)}, out_path)
+        dist.barrier()
+        return out_path
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawn_entry(rank: int, world: int, port: int, args: tuple) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                       "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    _mf_worker(*args)
+
+
+def train_mf_distributed(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    num_users: int,
+    num_items: int,
+    cfg: MFConfig,
+    loop: LoopConfig,
+    num_processes: int = 2,
+    use_gpu: bool = False,
+    val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    launcher: str = "spark",
+    workdir: str | Path | None = None,
+    threads: int = 0,
+) -> MFResult:
+    """Train biased MF with DDP on ``num_processes`` processes; same contract as ``train_mf``.
+
+    Args:
+        users, items, ratings: aligned training arrays (dense indices).
+        num_users, num_items: table sizes.
+        cfg: model settings; ``cfg.batch_size`` is the global batch over all processes.
+        loop: loop settings (checkpoints, resume, progress: rank 0's bar only).
+        num_processes: DDP world size.
+        use_gpu: one CUDA device per process, nccl backend (else gloo on CPU).
+        val: optional validation arrays, scored each epoch as ``val_rmse``.
+        launcher: ``"spark"``: ``TorchDistributor(local_mode=True)`` (needs an active
+            SparkSession; processes start on the driver), ``"spawn"``:
+            ``torch.multiprocessing.spawn`` (no Spark).
+        workdir: folder for the data and result files (default: a temporary folder).
+        threads: torch CPU threads per process (0: the cores divided by the processes).
+    """
+    if launcher not in ("spark", "spawn"):
+        raise ValueError(f"launcher must be 'spark' or 'spawn', got {launcher!r}")
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        data_path = str(Path(tmp) / "data.npz")
+        out_path = str(Path(tmp) / "result.pt")
+        arrays = {"users": np.asarray(users, np.int64), "items": np.asarray(items, np.int64),
+                  "ratings": np.asarray(ratings, np.float32)}
+        if val is not None:
+            arrays.update(val_users=np.asarray(val[0], np.int64),
+                          val_items=np.asarray(val[1], np.int64),
+                          val_ratings=np.asarray(val[2], np.float32))
+        np.savez(data_path, **arrays)
+        loop_dict = dataclasses.asdict(loop)
+        if loop_dict["checkpoint_dir"] is not None:
+            loop_dict["checkpoint_dir"] = str(loop_dict["checkpoint_dir"])
+        args = (data_path, num_users, num_items, dataclasses.asdict(cfg), loop_dict, out_path,
+                use_gpu, threads)
+        if launcher == "spark":
+            from pyspark.ml.torch.distributor import TorchDistributor
+
+            TorchDistributor(num_processes=num_processes, local_mode=True,
+                             use_gpu=use_gpu).run(_mf_worker, *args)
+        else:
+            import torch.multiprocessing as mp
+
+            mp.spawn(_spawn_entry, args=(num_processes, _free_port(), args),
+                     nprocs=num_processes, join=True)
+        out = torch.load(out_path, map_location="cpu", weights_only=False)
+    model = BiasedMF(num_users, num_items, cfg.dim, 0.0, cfg.init_std)
+    model.load_state_dict(out["state"])  # global_mean is a buffer: restored too
+    return MFResult(model=model, fit=FitResult(**out["fit"]))

@@ -1,0 +1,215 @@
+"""The ``walks`` stage: ``edges`` -> ``walks`` and ``vocab`` tables, in one of two modes.
+
+- broadcast: the driver reads ``edges`` as Arrow, builds the CSR over tokens and
+  broadcasts it; tasks walk their share of the starts (``broadcast.py``).
+- partitioned: adjacency lists stay distributed; walkers are joined with them step by
+  step (``partitioned.py``). Same walks, walk for walk.
+
+``walks.mode = "auto"`` picks broadcast while the CSR is below ``walks.broadcast_max_bytes``
+and below half of one task's share of executor (and driver) memory, since every Python
+worker holds its own copy. The choice and its reason are logged and recorded.
+
+The ``vocab`` table (token, movie_id, count) follows the walks: tokens are the vertices in
+ascending movie-id order, counts are occurrences in the walks (the trainer's unigram table).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from moviegraph.config import WalksConfig
+from moviegraph.errors import InputError
+from moviegraph.runs import StageRun, input_versions
+from moviegraph.walks.batches import list_parts
+from moviegraph.walks.broadcast import broadcast_walks
+from moviegraph.walks.partitioned import partitioned_walks
+from moviegraph.walks.vocab import EdgeListError, build_graph, csr_nbytes, token_counts
+
+log = logging.getLogger("moviegraph")
+
+# A broadcast graph may take at most this share of one task slot's memory.
+MEMORY_SHARE = 0.5
+
+
+@dataclass
+class WalksResult:
+    """What the walks stage produced."""
+
+    mode: str
+    reason: str
+    num_nodes: int
+    num_edges: int  # edges rows read
+    csr_bytes: int
+    walks: int
+    steps: int
+    walk_seconds: float
+    versions: dict[str, int]
+
+    def summary(self, cfg: WalksConfig) -> str:
+        """One screen of what happened."""
+        rate = self.steps / self.walk_seconds if self.walk_seconds else 0.0
+        return "\n".join([
+            f"walks: mode {self.mode} ({self.reason})",
+            f"  graph: {self.num_nodes:,} vertices, {self.num_edges:,} edge rows, "
+            f"CSR {self.csr_bytes / 2**20:,.1f} MiB, "
+            f"{'directed' if cfg.directed else 'undirected'}",
+            f"  {self.walks:,} walks ({cfg.num_walks} per vertex, {cfg.walk_length} nodes max), "
+            f"p={cfg.p:g} q={cfg.q:g} seed={cfg.seed}",
+            f"  {self.steps:,} steps in {self.walk_seconds:.1f}s = {rate:,.0f} steps/s "
+            f"(walks written, end to end)",
+            f"  tables: walks v{self.versions['walks']}, vocab v{self.versions['vocab']}",
+        ])
+
+
+def _bytes(size: str | None, default: int) -> int:
+    """Bytes of a JVM memory string such as ``4g`` or ``512m``."""
+    if not size:
+        return default
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)b?\s*", size.lower())
+    if not m:
+        return default
+    scale = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}[m[2]]
+    return int(float(m[1]) * scale)
+
+
+def task_memory_bytes(spark: SparkSession) -> tuple[int, str]:
+    """Memory one task slot may use for a broadcast graph, with how it was derived."""
+    conf = spark.sparkContext.getConf()
+    master = spark.sparkContext.master
+    driver = _bytes(conf.get("spark.driver.memory", "1g"), 2**30)
+    if master.startswith("local"):
+        slots = spark.sparkContext.defaultParallelism
+        return driver // max(1, slots), f"driver {driver / 2**30:.1f} GiB / {slots} slots"
+    per_exec = _bytes(conf.get("spark.executor.pyspark.memory")
+                      or conf.get("spark.executor.memory", "1g"), 2**30)
+    cores = int(conf.get("spark.executor.cores", "1"))
+    mem = min(per_exec // max(1, cores), driver)
+    return mem, (f"executor {per_exec / 2**30:.1f} GiB / {cores} cores, "
+                 f"driver {driver / 2**30:.1f} GiB")
+
+
+def choose_mode(cfg: WalksConfig, csr_bytes: int, task_bytes: int, task_desc: str
+                ) -> tuple[str, str]:
+    """``(mode, reason)`` for a CSR of ``csr_bytes``."""
+    size = f"CSR {csr_bytes / 2**20:,.1f} MiB"
+    if cfg.mode != "auto":
+        return cfg.mode, f"walks.mode = {cfg.mode}; {size}"
+    limit = min(cfg.broadcast_max_bytes, int(MEMORY_SHARE * task_bytes))
+    which = ("walks.broadcast_max_bytes" if limit == cfg.broadcast_max_bytes
+             else f"{MEMORY_SHARE:g} x task memory ({task_desc})")
+    if csr_bytes < limit:
+        return "broadcast", f"auto: {size} < {limit / 2**20:,.1f} MiB ({which})"
+    return "partitioned", f"auto: {size} >= {limit / 2**20:,.1f} MiB ({which})"
+
+
+def _vertex_ids(edges: DataFrame) -> np.ndarray:
+    """Sorted distinct movie ids of the graph, collected as Arrow (one int per vertex)."""
+    ids = (edges.select(F.col("src").alias("v")).union(edges.select(F.col("dst").alias("v")))
+           .distinct().toArrow())
+    return np.sort(ids.column("v").to_numpy()).astype(np.int32)
+
+
+def vocab_frame(spark: SparkSession, walks: DataFrame, movie_ids: np.ndarray
+                ) -> tuple[DataFrame, int]:
+    """``vocab(token, movie_id, count)`` and the total count (nodes in all walks).
+
+    Each task bincounts its walks; the driver sums one array per task (one int64 per
+    vertex), so no row per step ever exists.
+    """
+    mids = spark.sparkContext.broadcast(np.asarray(movie_ids, dtype=np.int32))
+    n = len(movie_ids)
+
+    def partial_counts(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        ids = mids.value
+        total = np.zeros(n, dtype=np.int64)
+        for b in batches:
+            _, values = list_parts(b.column(0))
+            total += token_counts(values.astype(np.int64), ids)
+        nz = np.flatnonzero(total)
+        yield pa.RecordBatch.from_arrays([pa.array(nz.astype(np.int32)), pa.array(total[nz])],
+                                         names=["token", "count"])
+
+    parts = walks.select("path").mapInArrow(partial_counts, "token int, count long").toArrow()
+    counts = np.zeros(n, dtype=np.int64)
+    np.add.at(counts, parts.column("token").to_numpy(), parts.column("count").to_numpy())
+    table = pa.table({"token": pa.array(np.arange(n, dtype=np.int32)),
+                      "movie_id": pa.array(np.asarray(movie_ids, dtype=np.int32)),
+                      "count": pa.array(counts)})
+    return spark.createDataFrame(table), int(counts.sum())
+
+
+def generate_walks(spark: SparkSession, wh, cfg: WalksConfig,
+                   run: StageRun | None = None) -> WalksResult:
+    """Read ``edges``, write ``walks`` and ``vocab``; fill ``run`` (inputs, outputs, rows, notes).
+
+    Raises:
+        InputError: the edges table is empty or inconsistent (conflicting duplicates,
+            bad weights).
+    """
+    inputs = input_versions(wh, "edges")
+    # Weight-0 edges (pmi exactly 0, kept by edges.min_weight <= 0) carry no probability
+    # mass: no walk can take them, so they are left out of the graph.
+    edges = (wh.read("edges", inputs["edges"]).select("src", "dst", "weight")
+             .where("weight != 0"))
+    num_edges = edges.count()
+    if num_edges == 0:
+        raise InputError("the edges table is empty: no graph to walk (check edges.min_weight "
+                         "and the pairs/edges stages' output)")
+    parts = cfg.partitions or spark.sparkContext.defaultParallelism
+    threads = int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
+    entries = num_edges if cfg.directed else 2 * num_edges
+    # An upper bound before anything is collected: a graph has at most ``entries`` vertices
+    # with edges (undirected); the exact size is recorded once the CSR exists.
+    estimate = csr_nbytes(entries, entries)
+    mode, reason = choose_mode(cfg, estimate, *task_memory_bytes(spark))
+    log.info("walks: %s mode (%s)", mode, reason)
+
+    t0 = time.perf_counter()
+    try:
+        if mode == "broadcast":
+            table = edges.toArrow()
+            graph, movie_ids = build_graph(table.column("src").to_numpy(),
+                                           table.column("dst").to_numpy(),
+                                           table.column("weight").to_numpy(), cfg.directed)
+            del table
+            estimate = graph.nbytes
+            df = broadcast_walks(spark, graph, movie_ids, cfg.num_walks, cfg.walk_length,
+                                 cfg.p, cfg.q, cfg.seed, parts, threads)
+        else:
+            movie_ids = _vertex_ids(edges)
+            estimate = csr_nbytes(len(movie_ids), entries)
+            df = partitioned_walks(spark, edges, movie_ids, cfg.num_walks, cfg.walk_length,
+                                   cfg.p, cfg.q, cfg.seed, parts, cfg.directed)
+        walks_version = wh.write("walks", df)
+    except (EdgeListError, ValueError) as exc:
+        raise InputError(f"edges v{inputs['edges']}: {exc}") from None
+    walk_seconds = time.perf_counter() - t0
+
+    vocab, counts = vocab_frame(spark, wh.read("walks", walks_version), movie_ids)
+    vocab_version = wh.write("vocab", vocab)
+    num_walks = len(movie_ids) * cfg.num_walks
+    result = WalksResult(mode=mode, reason=reason, num_nodes=len(movie_ids),
+                         num_edges=num_edges, csr_bytes=estimate, walks=num_walks,
+                         steps=counts - num_walks, walk_seconds=walk_seconds,
+                         versions={"walks": walks_version, "vocab": vocab_version})
+    if run is not None:
+        run.inputs.update(inputs)
+        run.outputs.update(result.versions)
+        run.rows.update({"walks": num_walks, "steps": result.steps, "vocab": len(movie_ids)})
+        run.notes.update({
+            "mode": mode, "mode_reason": reason, "p": cfg.p, "q": cfg.q, "seed": cfg.seed,
+            "num_walks": cfg.num_walks, "walk_length": cfg.walk_length,
+            "directed": cfg.directed, "partitions": parts, "csr_bytes": estimate,
+            "walk_seconds": round(walk_seconds, 3),
+            "steps_per_second": round(result.steps / walk_seconds, 1) if walk_seconds else None,
+        })
+    return result

@@ -1,0 +1,88 @@
+"""Movie ids <-> dense token ids, and the CSR graph built from an ``edges`` edge list.
+
+Tokens are ``0..n-1`` in ascending movie-id order over every vertex of the graph, so the
+same edge list always gives the same tokens (and hence the same walk streams, which are
+keyed by the start's token). No Spark here: numpy arrays in, numpy arrays out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from moviegraph.walks.csr import CSRGraph
+
+
+class EdgeListError(ValueError):
+    """The edge list cannot be turned into a walk graph (empty, conflicting weights, ...)."""
+
+
+def vertex_ids(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Sorted distinct movie ids appearing in ``src`` or ``dst`` (int32): token -> movie id."""
+    return np.unique(np.concatenate([np.asarray(src), np.asarray(dst)])).astype(np.int32)
+
+
+def tokens_of(movie_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Token of each movie id in ``ids`` (all must be vertices): a binary search."""
+    tok = np.searchsorted(movie_ids, ids)
+    if len(ids) and (tok.max() >= len(movie_ids) or (movie_ids[tok] != ids).any()):
+        raise EdgeListError("movie ids outside the vocabulary")
+    return tok.astype(np.int32)
+
+
+def canonical_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, directed: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per edge, as ``CSRGraph.from_edges`` wants it.
+
+    Undirected: an edge may be stored once (either orientation) or both ways with the same
+    weight; it is kept once as ``(min, max)``. Directed: exact repeats of ``(src, dst)``
+    with the same weight are kept once. Repeats with different weights are ambiguous and
+    raise ``EdgeListError``.
+    """
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.float64)
+    if not directed:
+        src, dst = np.minimum(src, dst), np.maximum(src, dst)
+    order = np.lexsort((weight, dst, src))
+    src, dst, weight = src[order], dst[order], weight[order]
+    if len(src) > 1:
+        same_pair = (src[1:] == src[:-1]) & (dst[1:] == dst[:-1])
+        conflict = same_pair & (weight[1:] != weight[:-1])
+        if conflict.any():
+            i = int(np.flatnonzero(conflict)[0])
+            raise EdgeListError(
+                f"edge {src[i]}-{dst[i]} is stored with different weights "
+                f"({weight[i]!r} and {weight[i + 1]!r}); the edges table must hold one weight "
+                f"per {'pair' if not directed else 'directed pair'}")
+        keep = np.concatenate([[True], ~same_pair])
+        src, dst, weight = src[keep], dst[keep], weight[keep]
+    return src, dst, weight
+
+
+def build_graph(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, directed: bool
+                ) -> tuple[CSRGraph, np.ndarray]:
+    """CSR graph over tokens plus the token -> movie id array, from movie-id edges.
+
+    Raises:
+        EdgeListError: no edges, or conflicting duplicate edges.
+        ValueError: bad weights (from ``CSRGraph.from_edges``, naming the edge).
+    """
+    if len(src) == 0:
+        raise EdgeListError("the edges table is empty: no graph to walk (check edges."
+                            "min_weight and the pairs/edges stages' output)")
+    src, dst, weight = canonical_edges(src, dst, weight, directed)
+    movie_ids = vertex_ids(src, dst)
+    graph = CSRGraph.from_edges(tokens_of(movie_ids, src), tokens_of(movie_ids, dst), weight,
+                                len(movie_ids), directed=directed)
+    return graph, movie_ids
+
+
+def csr_nbytes(num_nodes: int, num_entries: int) -> int:
+    """Bytes of a CSR graph with ``num_entries`` stored (directed) entries."""
+    return 8 * (num_nodes + 1) + num_entries * (4 + 8 + 8)
+
+
+def token_counts(paths_values: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    """Occurrences of each token among the movie ids ``paths_values`` (int64, length n)."""
+    return np.bincount(tokens_of(movie_ids, paths_values), minlength=len(movie_ids)
+                       ).astype(np.int64)

@@ -1,0 +1,313 @@
+"""The `similar` and `export` stages on MovieLens-100K-sized data vs brute-force references.
+
+Embeddings are written by hand (seeded random vectors, 1,682 movies x 64 dims, and a
+model full of exact ties); ratings are synthetic (943 users), so nothing here depends on
+the trainer or on downloads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from moviegraph.config import Config
+from moviegraph.errors import InputError
+from moviegraph.export.projector import atomic_dir
+from moviegraph.export.stage import stage_export
+from moviegraph.runs import StageRun
+from moviegraph.similarity.stage import stage_similar
+from moviegraph.tables import SCHEMAS, Warehouse
+
+N_MOVIES, DIM, N_USERS, K = 1682, 64, 943, 20
+
+
+def _movie_ids():
+    # Non-contiguous ids, shuffled on write: positions must never be mistaken for ids.
+    return np.arange(1, N_MOVIES + 1) * 3 + 7
+
+
+def _tie_vectors(rng, n, dim):
+    """Entries in {-1, 0, 1}, four non-zeros: every cosine and dot is exact, ties abound."""
+    v = np.zeros((n, dim), dtype=np.float32)
+    for i in range(n):
+        cols = rng.choice(dim // 8, size=4, replace=False)  # few columns: many equal scores
+        v[i, cols] = rng.choice([-1.0, 1.0], size=4)
+    return v
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+def make_data():
+    """Seeded embeddings (three models, one with an older run) and synthetic ratings."""
+    rng = np.random.default_rng(2024)
+    ids = _movie_ids()
+    vec = {
+        "rand": rng.standard_normal((N_MOVIES, DIM)).astype(np.float32),
+        "rand_old": rng.standard_normal((N_MOVIES, DIM)).astype(np.float32),
+        "ties": _tie_vectors(rng, N_MOVIES, DIM),
+        "mfx": (rng.standard_normal((N_MOVIES, DIM)) * 0.3).astype(np.float32),
+    }
+    users = np.arange(1, N_USERS + 1)
+    user_vec = (rng.standard_normal((N_USERS + 1, DIM)) * 0.3).astype(np.float32)
+    rows = []
+    for u in users:
+        n = int(rng.integers(5, 250))
+        movies = rng.choice(ids, size=n, replace=False)
+        stars = rng.integers(1, 6, size=n).astype(np.float32)
+        if u % 7 == 0:
+            stars = np.minimum(stars, 3)  # users with no liked movie: profile = all rated
+        rows.append(pd.DataFrame({"user_id": u, "movie_id": movies, "rating": stars, "ts": 0}))
+    ratings = pd.concat(rows, ignore_index=True)
+    return {"ids": ids, "vec": vec, "user_vec": user_vec, "ratings": ratings}
+
+
+def _vector_table(key_col: str, keys, model: str, run_id: str, vectors) -> pa.Table:
+    n, dim = vectors.shape
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * dim)
+    vec = pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1), pa.float32()))
+    return pa.table({"model": pa.array([model] * n), "run_id": pa.array([run_id] * n),
+                     key_col: pa.array(np.asarray(keys, dtype=np.int32)), "vector": vec})
+
+
+def _write(wh: Warehouse, data) -> None:
+    spark = wh.spark
+    order = np.random.default_rng(0).permutation(N_MOVIES)
+    emb = []
+    for model, run_id, key in [("rand", "20240101T000000-aaaaaa", "rand_old"),
+                               ("rand", "20250101T000000-bbbbbb", "rand"),
+                               ("ties", "20250101T000000-cccccc", "ties"),
+                               ("mfx", "20250101T000000-dddddd", "mfx")]:
+        emb.append(_vector_table("movie_id", data["ids"][order], model, run_id,
+                                 data["vec"][key][order]))
+    wh.write("embeddings", spark.createDataFrame(pa.concat_tables(emb)))
+    # User 944 has a vector but no ratings; it must still get recommendations.
+    uemb = _vector_table("user_id", np.arange(1, N_USERS + 2), "mfx",
+                         "20250101T000000-dddddd", data["user_vec"])
+    wh.write("user_embeddings", spark.createDataFrame(uemb))
+    r = data["ratings"].astype({"user_id": "int32", "movie_id": "int32", "ts": "int64"})
+    wh.write("ratings", spark.createDataFrame(r, SCHEMAS["ratings"]))
+
+
+def _stage(wh: Warehouse, partitions: int, block_size: int, models: str = ""):
+    cfg = Config()
+    cfg.similar.partitions = partitions
+    cfg.similar.block_size = block_size
+    cfg.similar.models = models
+    run = StageRun(stage="similar", run_id="test", config_hash="x")
+    summary = stage_similar(wh.spark, cfg, wh, run)
+    sim = wh.read("similar_movies").toPandas()
+    rec = wh.read("recommendations").toPandas()
+    return sim, rec, run, summary
+
+
+@pytest.fixture(scope="module")
+def inputs(spark, data, tmp_path_factory):
+    """A warehouse holding the hand-written embeddings, user embeddings and ratings."""
+    wh = Warehouse(spark, str(tmp_path_factory.mktemp("similar") / "warehouse"))
+    _write(wh, data)
+    return wh
+
+
+@pytest.fixture(scope="module")
+def results(inputs):
+    return _stage(inputs, partitions=3, block_size=100)
+
+
+def reference_neighbours(vectors, ids, metric, k):
+    """Brute force: float64 scores of every pair, self excluded, sorted by (-score, id)."""
+    v = vectors.astype(np.float64)
+    if metric == "cosine":
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    s = v @ v.T
+    np.fill_diagonal(s, -np.inf)
+    out = {}
+    for i in range(len(ids)):
+        order = np.lexsort((ids, -s[i]))[:k]
+        out[int(ids[i])] = (ids[order].tolist(), s[i, order])
+    return out
+
+
+def _as_lists(df, key, item):
+    df = df.sort_values([key, "rank"])
+    assert (df.groupby(key)["rank"].apply(lambda r: list(r) == list(range(1, len(r) + 1)))).all()
+    return {int(q): (g[item].tolist(), g["score"].to_numpy()) for q, g in df.groupby(key)}
+
+
+@pytest.mark.parametrize("model", ["rand", "ties"])
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_similar_movies_equal_brute_force(results, data, model, metric):
+    sim = results[0]
+    got = _as_lists(sim[(sim.model == model) & (sim.metric == metric)], "movie_id",
+                    "neighbor_id")
+    ref = reference_neighbours(data["vec"][model], data["ids"], metric, K)
+    assert got.keys() == ref.keys()
+    for movie, (nbrs, scores) in ref.items():
+        assert got[movie][0] == nbrs, f"movie {movie}"
+        np.testing.assert_allclose(got[movie][1], scores, atol=1e-5, rtol=0)
+    if model == "ties":  # the tie case really is one
+        tied = sum(len(np.unique(s)) < K for _, s in ref.values())
+        assert tied > N_MOVIES // 2
+
+
+def test_latest_run_is_used(results, data):
+    sim = results[0]
+    one = sim[(sim.model == "rand") & (sim.metric == "cosine") & (sim.movie_id == 10)]
+    ref = reference_neighbours(data["vec"]["rand"], data["ids"], "cosine", K)[10]
+    assert one.sort_values("rank").neighbor_id.tolist() == ref[0]
+    assert set(sim.model) == {"rand", "ties", "mfx"}
+
+
+def test_recommendations_never_contain_rated_movies(results, data):
+    rec = results[1]
+    rated = data["ratings"][["user_id", "movie_id"]]
+    clash = rec.merge(rated, on=["user_id", "movie_id"])
+    assert len(clash) == 0
+    per_user = rec.groupby(["model", "user_id"]).size()
+    assert (per_user == K).all()
+    assert rec[rec.model == "rand"].user_id.nunique() == N_USERS
+    assert rec[rec.model == "mfx"].user_id.nunique() == N_USERS + 1  # 944: vector, no ratings
+
+
+def _reference_recs(scores, ids, rated_ids, k):
+    s = scores.copy()
+    s[np.isin(ids, list(rated_ids))] = -np.inf
+    order = np.lexsort((ids, -s))[:k]
+    return ids[order].tolist(), s[order]
+
+
+@pytest.mark.parametrize("user", [1, 7, 14, 500, 943])
+def test_item_model_recommendations_equal_brute_force(results, data, user):
+    rec = results[1]
+    ids, v = data["ids"], data["vec"]["rand"].astype(np.float64)
+    unit = v / np.linalg.norm(v, axis=1, keepdims=True)
+    mine = data["ratings"][data["ratings"].user_id == user]
+    liked = mine[mine.rating >= 4].movie_id.tolist() or mine.movie_id.tolist()
+    pos = {int(m): i for i, m in enumerate(ids)}
+    scores = np.zeros(len(ids))
+    for j in liked:  # EVALUATION.md: sum over the profile of cos(e_i, e_j)
+        scores += unit @ unit[pos[j]]
+    ref_ids, ref_scores = _reference_recs(scores, ids, set(mine.movie_id), K)
+    got = rec[(rec.model == "rand") & (rec.user_id == user)].sort_values("rank")
+    assert got.movie_id.tolist() == ref_ids
+    np.testing.assert_allclose(got.score, ref_scores, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("user", [3, 21, 944])
+def test_user_vector_recommendations_equal_brute_force(results, data, user):
+    rec = results[1]
+    ids = data["ids"]
+    scores = data["vec"]["mfx"].astype(np.float64) @ data["user_vec"][user - 1].astype(
+        np.float64)
+    rated = set(data["ratings"][data["ratings"].user_id == user].movie_id)
+    ref_ids, ref_scores = _reference_recs(scores, ids, rated, K)
+    got = rec[(rec.model == "mfx") & (rec.user_id == user)].sort_values("rank")
+    assert got.movie_id.tolist() == ref_ids
+    np.testing.assert_allclose(got.score, ref_scores, atol=1e-5, rtol=0)
+
+
+def test_one_partition_gives_identical_tables(inputs, results):
+    sim1, rec1, _, _ = _stage(inputs, partitions=1, block_size=1000, models="ties,rand,mfx")
+    keys_s = ["model", "metric", "movie_id", "rank"]
+    keys_r = ["model", "user_id", "rank"]
+    pd.testing.assert_frame_equal(
+        sim1.sort_values(keys_s).reset_index(drop=True),
+        results[0].sort_values(keys_s).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        rec1.sort_values(keys_r).reset_index(drop=True),
+        results[1].sort_values(keys_r).reset_index(drop=True))
+
+
+def test_run_record_and_summary(results):
+    _, _, run, summary = results
+    assert run.rows["similar_movies"] == 3 * 2 * N_MOVIES * K
+    assert set(run.outputs) == {"similar_movies", "recommendations"}
+    assert run.notes["models"]["mfx"]["recommend_by"].startswith("user vectors")
+    assert run.notes["models"]["rand"]["run_id"] == "20250101T000000-bbbbbb"
+    assert "rand" in summary and "ties" in summary
+
+
+def test_unknown_model_is_an_input_error(inputs):
+    cfg = Config()
+    cfg.similar.models = "rand,nope"
+    with pytest.raises(InputError, match="nope"):
+        stage_similar(inputs.spark, cfg, inputs,
+                      StageRun(stage="similar", run_id="t", config_hash="x"))
+
+
+# ---------------------------------------------------------------- export
+
+
+@pytest.fixture(scope="module")
+def exported(inputs, data, tmp_path_factory):
+    spark = inputs.spark
+    ids = data["ids"]
+    # Metadata for all but the last 10 movies; one title with a tab, one unknown year.
+    known = ids[:-10]
+    movies = pa.table({
+        "movie_id": pa.array(known.astype(np.int32)),
+        "title": pa.array([f"Movie\t{m}" if m == known[0] else f"Movie {m}" for m in known]),
+        "year": pa.array([None if m == known[1] else 1990 + int(m) % 20 for m in known],
+                         pa.int32()),
+        "genres": pa.array([["Drama", "Comedy"] if m % 2 else [] for m in known],
+                           pa.list_(pa.string())),
+    })
+    inputs.write("movies", spark.createDataFrame(movies))
+    cfg = Config()
+    cfg.export.out = str(tmp_path_factory.mktemp("exports"))
+    run = StageRun(stage="export", run_id="t", config_hash="x")
+    summary = stage_export(spark, cfg, inputs, run)
+    return Path(cfg.export.out), run, summary, cfg
+
+
+def test_export_writes_projector_files(exported, data):
+    out, run, summary, _ = exported
+    assert sorted(p.name for p in out.iterdir()) == ["mfx", "rand", "ties"]
+    ids = data["ids"]
+    vec = np.loadtxt(out / "rand" / "embeddings.tsv", delimiter="\t")
+    assert vec.shape == (N_MOVIES, DIM)
+    np.testing.assert_allclose(vec, data["vec"]["rand"], rtol=1e-6, atol=1e-7)  # id order
+    meta = pd.read_csv(out / "rand" / "metadata.tsv", sep="\t", keep_default_na=False)
+    assert list(meta.columns) == ["title", "year", "genres", "rating_count", "movie_id"]
+    assert meta.movie_id.tolist() == ids.tolist()
+    assert meta.title[0] == f"Movie {ids[0]}"  # the tab became a space
+    assert meta.year[1] == "" and meta.year[2] == str(1990 + int(ids[2]) % 20)
+    assert meta.title.iloc[-1] == "" and meta.rating_count.iloc[-1] >= 0
+    counts = data["ratings"].groupby("movie_id").size()
+    assert meta.rating_count.tolist() == [int(counts.get(m, 0)) for m in ids]
+    assert meta.genres[ids.tolist().index(next(m for m in ids if m % 2))] == "Drama|Comedy"
+    assert run.rows["rand/embeddings.tsv"] == N_MOVIES
+    assert "mfx" in summary
+
+
+def test_export_parquet_copies(exported, data):
+    out = exported[0]
+    table = pq.read_table(out / "mfx" / "embeddings.parquet").to_pandas()
+    assert table.movie_id.tolist() == data["ids"].tolist()
+    np.testing.assert_array_equal(np.stack(table.vector), data["vec"]["mfx"])
+    users = pq.read_table(out / "mfx" / "user_embeddings.parquet").to_pandas()
+    np.testing.assert_array_equal(np.stack(users.vector), data["user_vec"])
+    assert not (out / "rand" / "user_embeddings.parquet").exists()
+    info = json.loads((out / "rand" / "run.json").read_text())
+    assert info["run_id"] == "20250101T000000-bbbbbb" and info["movies"] == N_MOVIES
+
+
+def test_export_replaces_atomically(exported):
+    out = exported[0]
+    before = (out / "ties" / "embeddings.tsv").read_bytes()
+    with pytest.raises(RuntimeError), atomic_dir(out / "ties") as tmp:
+        (tmp / "embeddings.tsv").write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert (out / "ties" / "embeddings.tsv").read_bytes() == before
+    with atomic_dir(out / "ties") as tmp:
+        (tmp / "embeddings.tsv").write_text("new")
+    assert (out / "ties" / "embeddings.tsv").read_text() == "new"
+    assert sorted(p.name for p in out.iterdir()) == ["mfx", "rand", "ties"]  # no leftovers
