@@ -53,8 +53,12 @@ def degrees(nodes: DataFrame, edges: DataFrame) -> DataFrame:
     """
     ends = edges.select(F.col("src").alias("movie_id"), "weight").unionByName(
         edges.select(F.col("dst").alias("movie_id"), "weight"))
+    # A float sum's last bits depend on the order it adds in, and Spark's order follows
+    # the partitioning; summing each vertex's weights sorted makes strength reproducible.
+    sorted_sum = F.aggregate(F.array_sort(F.collect_list("weight")), F.lit(0.0),
+                             lambda acc, w: acc + w)
     agg = ends.groupBy("movie_id").agg(F.count(F.lit(1)).cast("int").alias("degree"),
-                                       F.sum("weight").alias("strength"))
+                                       sorted_sum.alias("strength"))
     return (nodes.select("movie_id").join(agg, "movie_id", "left")
             .fillna({"degree": 0, "strength": 0.0}))
 
