@@ -5,15 +5,13 @@ cosine."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 
 from moviegraph.evaluate import metrics as mt
-from moviegraph.evaluate import splits
 from moviegraph.train.scorers import PopularityScorer, log_popularity, tune_popularity_scorer
-from tests.conftest import ml100k_folder
+from tests.conftest import ml100k_fit_validation
 
 
 def small_case(seed: int = 0):
@@ -83,20 +81,8 @@ def ml100k_walk_vectors():
     from moviegraph.walks.csr import CSRGraph
     from moviegraph.walks.kernel import random_walks
 
-    r = pd.read_csv(ml100k_folder() / "ml-100k.inter", sep="\t")
-    r.columns = ["user_id", "movie_id", "rating", "ts"]
-    uid, mid, ts = (r[c].to_numpy() for c in ("user_id", "movie_id", "ts"))
-    _, u = mt.index_ids(uid)
-    _, m = mt.index_ids(mid)
-    n_users, n_items = u.max() + 1, m.max() + 1
-    test = splits.ranking_split(uid, mid, ts)
-    val = splits.validation_cut(uid, mid, ts, test)
-    rating = r["rating"].to_numpy(float)
-
-    def matrix(mask):
-        return mt.user_item_matrix(u[mask], m[mask], rating[mask], n_users, n_items)
-
-    fit, validation = matrix(~test & ~val), matrix(val)
+    fit, validation = ml100k_fit_validation()
+    n_items = fit.shape[1]
     x = (fit >= 4).astype(np.float64)
     co = (x.T @ x).tocoo()
     counts = np.asarray(x.sum(0)).ravel()

@@ -5,13 +5,11 @@ ml-100k a short run already ranks well above MostPop on the validation cut."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 
 from moviegraph.evaluate import metrics as mt
-from moviegraph.evaluate import splits
 from moviegraph.evaluate.baselines import MostPop
 from moviegraph.train.loop import LoopConfig
 from moviegraph.train.softmax import (
@@ -20,7 +18,7 @@ from moviegraph.train.softmax import (
     item_side_features,
     train_softmax,
 )
-from tests.conftest import ml100k_folder
+from tests.conftest import ml100k_fit_validation
 
 CPU = torch.device("cpu")
 
@@ -116,20 +114,7 @@ def test_bad_config_rejected() -> None:
 
 
 def test_beats_most_pop_on_ml100k_validation() -> None:
-    r = pd.read_csv(ml100k_folder() / "ml-100k.inter", sep="\t")
-    r.columns = ["user_id", "movie_id", "rating", "ts"]
-    uid, mid, ts = (r[c].to_numpy() for c in ("user_id", "movie_id", "ts"))
-    _, u = mt.index_ids(uid)
-    _, m = mt.index_ids(mid)
-    n_users, n_items = u.max() + 1, m.max() + 1
-    test = splits.ranking_split(uid, mid, ts)
-    val = splits.validation_cut(uid, mid, ts, test)
-    rating = r["rating"].to_numpy(float)
-
-    def matrix(mask):
-        return mt.user_item_matrix(u[mask], m[mask], rating[mask], n_users, n_items)
-
-    fit, validation = matrix(~test & ~val), matrix(val)
+    fit, validation = ml100k_fit_validation()
     torch.set_num_threads(1)
     cfg = SoftmaxConfig(epochs=5, lr=5e-3)
     res = train_softmax(fit, cfg, loop=LoopConfig(epochs=5, progress=False), device=CPU)
