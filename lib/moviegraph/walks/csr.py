@@ -82,35 +82,25 @@ class CSRGraph:
             )
 
         if not directed:
-            # A self-loop would appear twice after symmetrisation; keep it once.
+            # A self-loop would appear twice after symmetrisation; keep it once. Reversed
+            # entries go first: for edges listed in (min, max) order, row v then receives
+            # its smaller neighbours, then itself and its larger ones, already ascending.
             loop = src == dst
-            src, dst = np.concatenate([src, dst[~loop]]), np.concatenate([dst, src[~loop]])
-            weight = np.concatenate([weight, weight[~loop]])
+            src, dst = np.concatenate([dst[~loop], src]), np.concatenate([src[~loop], dst])
+            weight = np.concatenate([weight[~loop], weight])
 
-        order = np.lexsort((dst, src))
-        src, dst, weight = src[order], dst[order], weight[order]
-        if len(src) > 1:
-            dup = (src[1:] == src[:-1]) & (dst[1:] == dst[:-1])
-            if dup.any():
-                i = int(np.flatnonzero(dup)[0])
-                kind = "directed" if directed else "undirected (each pair counts both ways)"
-                raise ValueError(
-                    f"duplicate edge {src[i]}->{dst[i]} in {kind} edge list "
-                    f"({int(dup.sum())} duplicates in all); aggregate weights before "
-                    f"building the graph"
-                )
-
-        counts = np.bincount(src, minlength=num_nodes)
-        indptr = np.zeros(num_nodes + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        weight = np.ascontiguousarray(weight)
+        # O(edges) in numba: a counting sort by row, then each (short) row sorted by id.
+        indptr, indices, weight, n_dup, first_dup = _rows_sorted(src, dst, weight, num_nodes)
+        if n_dup:
+            s_, d_ = first_dup
+            kind = "directed" if directed else "undirected (each pair counts both ways)"
+            raise ValueError(
+                f"duplicate edge {s_}->{d_} in {kind} edge list "
+                f"({n_dup} duplicates in all); aggregate weights before "
+                f"building the graph"
+            )
         cumw = _row_cumsum(weight, indptr)
-        return cls(
-            indptr=indptr,
-            indices=dst.astype(np.int32),
-            weights=weight,
-            cumw=cumw,
-        )
+        return cls(indptr=indptr, indices=indices, weights=weight, cumw=cumw)
 
     @property
     def num_nodes(self) -> int:
@@ -148,3 +138,48 @@ def _row_cumsum(weight: np.ndarray, indptr: np.ndarray) -> np.ndarray:
             acc += weight[j]
             out[j] = acc
     return out
+
+
+@njit(cache=True)
+def _rows_sorted(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, num_nodes: int):
+    """CSR arrays of the entries ``(src, dst, weight)``: rows by ``src``, ids ascending.
+
+    Returns ``(indptr, indices, weights, duplicate count, (src, dst) of the first
+    duplicate)``. A counting sort places the entries in their rows (linear), then each
+    row is sorted on its own -- rows are short, and usually already sorted when the
+    entries arrive in ``(src, dst)`` order, which is checked first.
+    """
+    n = len(src)
+    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    for k in range(n):
+        indptr[src[k] + 1] += 1
+    for v in range(num_nodes):
+        indptr[v + 1] += indptr[v]
+    fill = indptr[:-1].copy()
+    indices = np.empty(n, dtype=np.int32)
+    out_w = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        j = fill[src[k]]
+        indices[j] = dst[k]
+        out_w[j] = weight[k]
+        fill[src[k]] = j + 1
+    n_dup = 0
+    dup_src = -1
+    dup_dst = -1
+    for v in range(num_nodes):
+        a, b = indptr[v], indptr[v + 1]
+        ordered = True
+        for j in range(a + 1, b):
+            if indices[j] < indices[j - 1]:
+                ordered = False
+                break
+        if not ordered:
+            order = np.argsort(indices[a:b], kind="mergesort")
+            indices[a:b] = indices[a:b][order]
+            out_w[a:b] = out_w[a:b][order]
+        for j in range(a + 1, b):
+            if indices[j] == indices[j - 1]:
+                if n_dup == 0:
+                    dup_src, dup_dst = v, indices[j]
+                n_dup += 1
+    return indptr, indices, out_w, n_dup, (dup_src, dup_dst)

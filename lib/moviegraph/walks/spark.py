@@ -158,9 +158,11 @@ def generate_walks(spark: SparkSession, wh, cfg: WalksConfig,
     inputs = input_versions(wh, "edges")
     # Weight-0 edges (pmi exactly 0, kept by edges.min_weight <= 0) carry no probability
     # mass: no walk can take them, so they are left out of the graph.
-    edges = (wh.read("edges", inputs["edges"]).select("src", "dst", "weight")
-             .where("weight != 0"))
-    num_edges = edges.count()
+    table = wh.read("edges", inputs["edges"])
+    # An unfiltered count is answered from the Delta log's file statistics (no scan); it
+    # bounds the graph's size for the mode choice, the walk graph itself drops weight 0.
+    num_edges = table.count()
+    edges = table.select("src", "dst", "weight").where("weight != 0")
     if num_edges == 0:
         raise InputError("the edges table is empty: no graph to walk (check edges.min_weight "
                          "and the pairs/edges stages' output)")
@@ -186,6 +188,8 @@ def generate_walks(spark: SparkSession, wh, cfg: WalksConfig,
                                  cfg.p, cfg.q, cfg.seed, parts, threads)
         else:
             movie_ids = _vertex_ids(edges)
+            if len(movie_ids) == 0:
+                raise EdgeListError("every edge has weight 0: no graph to walk")
             estimate = csr_nbytes(len(movie_ids), entries)
             df = partitioned_walks(spark, edges, movie_ids, cfg.num_walks, cfg.walk_length,
                                    cfg.p, cfg.q, cfg.seed, parts, cfg.directed)

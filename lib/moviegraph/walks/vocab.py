@@ -18,13 +18,41 @@ class EdgeListError(ValueError):
 
 def vertex_ids(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Sorted distinct movie ids appearing in ``src`` or ``dst`` (int32): token -> movie id."""
-    return np.unique(np.concatenate([np.asarray(src), np.asarray(dst)])).astype(np.int32)
+    src, dst = np.asarray(src), np.asarray(dst)
+    if len(src) == 0:
+        return np.zeros(0, dtype=np.int32)
+    lo, hi = int(min(src.min(), dst.min())), int(max(src.max(), dst.max()))
+    if lo >= 0 and hi < _dense_limit(len(src)):
+        # Movie ids are small non-negative ints: a presence mask is linear, np.unique sorts.
+        present = np.zeros(hi + 1, dtype=bool)
+        present[src] = True
+        present[dst] = True
+        return np.flatnonzero(present).astype(np.int32)
+    return np.unique(np.concatenate([src, dst])).astype(np.int32)
+
+
+def _dense_limit(n: int) -> int:
+    """Largest id for which an id-indexed array (mask or lookup table) beats sorting."""
+    return max(1 << 24, 8 * n)
 
 
 def tokens_of(movie_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Token of each movie id in ``ids`` (all must be vertices): a binary search."""
+    """Token of each movie id in ``ids`` (all must be vertices)."""
+    ids = np.asarray(ids)
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.int32)
+    if len(movie_ids) and movie_ids[0] >= 0 and movie_ids[-1] < _dense_limit(len(ids)):
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi > movie_ids[-1]:
+            raise EdgeListError("movie ids outside the vocabulary")
+        lookup = np.full(int(movie_ids[-1]) + 1, -1, dtype=np.int32)
+        lookup[movie_ids] = np.arange(len(movie_ids), dtype=np.int32)
+        tok = lookup[ids]
+        if (tok < 0).any():
+            raise EdgeListError("movie ids outside the vocabulary")
+        return tok
     tok = np.searchsorted(movie_ids, ids)
-    if len(ids) and (tok.max() >= len(movie_ids) or (movie_ids[tok] != ids).any()):
+    if tok.max() >= len(movie_ids) or (movie_ids[tok] != ids).any():
         raise EdgeListError("movie ids outside the vocabulary")
     return tok.astype(np.int32)
 
@@ -43,9 +71,16 @@ def canonical_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, direct
     weight = np.asarray(weight, dtype=np.float64)
     if not directed:
         src, dst = np.minimum(src, dst), np.maximum(src, dst)
-    order = np.lexsort((weight, dst, src))
-    src, dst, weight = src[order], dst[order], weight[order]
     if len(src) > 1:
+        if min(src.min(), dst.min()) >= 0 and max(src.max(), dst.max()) < 2**31:
+            key = (src << 32) | dst  # one int64 key: sorting it orders by (src, dst)
+            if (key[1:] < key[:-1]).any():  # tables are usually written in this order
+                order = np.argsort(key)
+                src, dst, weight = src[order], dst[order], weight[order]
+        else:
+            order = np.lexsort((dst, src))
+            src, dst, weight = src[order], dst[order], weight[order]
+        # Repeats of a pair are adjacent now; any two unequal weights among them conflict.
         same_pair = (src[1:] == src[:-1]) & (dst[1:] == dst[:-1])
         conflict = same_pair & (weight[1:] != weight[:-1])
         if conflict.any():
