@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--driver-memory", default="8g")
     parser.add_argument("--dict-max-pairs", type=float, default=6e7)
     parser.add_argument("--scipy-max-pairs", type=float, default=4e8)
+    parser.add_argument("--save-npz", type=Path, default=None,
+                        help="save each graph's edges as DIR/edges-<size>-r<min_rating>.npz")
     parser.add_argument("--skip", nargs="*", default=[],
                         help="size:min_rating combinations to leave out (Spark run only)")
     args = parser.parse_args(argv)
@@ -164,7 +166,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{head}  spark    skipped  (Σn_u² {sum_sq:,}, pairs {counted:,})",
                       flush=True)
                 continue
-            cfg = config.load(None, [f"pairs.min_rating={min_rating}",
+            # The recipe's graph (what the references compute): no count floor, no top-k.
+            cfg = config.load(None, ["pairs.ratings=all", "edges.min_count=1", "edges.top_k=0",
+                                     f"pairs.min_rating={min_rating}",
                                      f"edges.min_weight={args.min_weight}"])
             t0 = time.time()
             with PeakRss() as rss:
@@ -180,6 +184,13 @@ def main(argv: list[str] | None = None) -> None:
                   f"(pairs {tp:.1f}s, edges {wall - tp:.1f}s, load {os.getloadavg()[0]:.1f}, "
                   f"largest component {erun.notes['largest_share']:.3f})", flush=True)
             assert wh.read("pair_counts").agg(F.sum("n")).first()[0] == counted
+            if args.save_npz and edges <= 20_000_000:  # for walks_job.py --graph npz
+                e = wh.read("edges").select("src", "dst", "weight").toArrow()
+                args.save_npz.mkdir(parents=True, exist_ok=True)
+                np.savez(args.save_npz / f"edges-{n}-r{min_rating:g}.npz",
+                         src=e.column("src").to_numpy(), dst=e.column("dst").to_numpy(),
+                         weight=e.column("weight").to_numpy())
+                del e
             for name, fn, limit in (("dict", dict_reference, args.dict_max_pairs),
                                     ("scipy", scipy_reference, args.scipy_max_pairs)):
                 if counted > limit:

@@ -81,6 +81,8 @@ def ml100k_edges(spark, wh, min_weight: float) -> None:
         ingest(spark, wh, str(fetch("ml-100k-recbole", ROOT / "data", quiet=True)))
     cfg = Config()
     cfg.pairs.min_rating = 4.0
+    cfg.pairs.ratings = "all"
+    cfg.edges.min_count, cfg.edges.top_k = 1, 0  # the recipe's graph
     cfg.edges.min_weight = min_weight
     for stage in ("pairs", "edges"):
         run_stage(stage, spark, cfg, wh, f"bench-{stage}")
@@ -97,6 +99,18 @@ def synthetic_edges(spark, wh, nodes: int, edges: int, seed: int) -> None:
     table = pa.table({"src": lo, "dst": hi, "weight": w, "pmi": w,
                       "n": np.ones(len(w), dtype=np.int64)})
     wh.write("edges", spark.createDataFrame(table))
+
+
+def npz_edges(spark, wh, path: Path) -> None:
+    """An edge list saved by ``edges_npz`` (or benchmarks/graph_scale.py) as the `edges` table."""
+    import pyarrow as pa
+
+    z = np.load(path)
+    src, dst, w = z["src"], z["dst"], z["weight"]
+    table = pa.table({"src": np.minimum(src, dst).astype(np.int32),
+                      "dst": np.maximum(src, dst).astype(np.int32), "weight": w, "pmi": w,
+                      "n": np.ones(len(w), dtype=np.int64)})
+    wh.write("edges", spark.createDataFrame(table).repartition(8))
 
 
 def edges_npz(wh, path: Path) -> None:
@@ -132,7 +146,9 @@ def run_job(spark, wh, mode: str, a: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Build the graph(s), run the kernel benchmark and the stage in each mode."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--graph", choices=["ml100k", "synthetic"], default="ml100k")
+    ap.add_argument("--graph", choices=["ml100k", "synthetic", "npz"], default="ml100k")
+    ap.add_argument("--npz", type=Path, help="--graph npz: arrays src, dst, weight (e.g. the "
+                    "25M synthetic ratings' graph saved by benchmarks/graph_scale.py --save-npz)")
     ap.add_argument("--min-weight", default="0,10", help="ml100k: edges.min_weight values")
     ap.add_argument("--nodes", type=int, default=60_000)
     ap.add_argument("--edges", type=int, default=10_000_000)
@@ -165,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             if a.graph == "ml100k":
                 ml100k_edges(spark, wh, mw)
                 label = f"MovieLens 100K, min_rating 4, min_weight {mw:g}"
+            elif a.graph == "npz":
+                npz_edges(spark, wh, a.npz)
+                label = f"edge list {a.npz}"
             else:
                 synthetic_edges(spark, wh, a.nodes, a.edges, a.graph_seed)
                 label = f"synthetic heavy-tailed, {a.nodes:,} nodes, {a.edges:,} edges"

@@ -69,3 +69,14 @@ def ml100k_fit_validation():
 def ml100k_dir() -> Path:
     """The ml100k_folder() as a fixture."""
     return ml100k_folder()
+
+
+@pytest.fixture
+def torch_one_thread():
+    """torch on one thread for the test (small tensors: more threads only add contention)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,8 +21,8 @@ from moviegraph.config import PROJECT_ROOT, Config, ConfigError
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_INPUT, EXIT_TABLE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 
 
-JOBS = ("fetch", "synth", "ingest", "pairs", "edges", "walks", "train", "similar", "export",
-        "pipeline")
+JOBS = ("fetch", "synth", "ingest", "pairs", "edges", "walks", "train", "similar", "evaluate",
+        "export", "pipeline")
 
 # Job-specific flags are shortcuts for config keys.
 _SHORTCUTS = {

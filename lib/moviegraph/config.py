@@ -93,7 +93,7 @@ class SynthConfig:
 
 @dataclass
 class PairsConfig:
-    min_rating: float = _param(5.0, "Ratings below this are ignored by pair counting.",
+    min_rating: float = _param(4.0, "Ratings below this are ignored by pair counting.",
                                ge=0.0, le=5.0)
     max_items_per_user: int = _param(
         0, "Optional cap: users with more kept movies are subsampled reproducibly to this "
@@ -102,12 +102,26 @@ class PairsConfig:
         2000, "Users' movie lists are cut into blocks of this many movies; a task handles "
               "one block pair, so no task holds a heavy user's whole square.", ge=2)
     seed: int = _param(7, "Seed for the optional per-user cap sample.", ge=0)
+    ratings: str = _param(
+        "ranking_train", "Which ratings build the graph: ranking_train = the train part of "
+        "EVALUATION.md's ranking split (each user's last 20% held out, so the evaluate "
+        "stage scores node2vec honestly); all = every rating (production embeddings).",
+        choices=("ranking_train", "all"))
+    incremental: bool = _param(
+        True, "After `ingest --append`, update item_counts/pair_counts from the appended "
+        "ratings alone (Delta MERGE; equal to a full recount) when possible: needs ratings = "
+        "all, no max_items_per_user cap, only appends to `ratings` since the last pairs run "
+        "and its outputs untouched; otherwise (or when false) recount, saying why.")
 
 
 @dataclass
 class EdgesConfig:
-    min_weight: float = _param(10.0, "Edges with weight = pmi * pair_count below this are "
+    min_weight: float = _param(0.0, "Edges with weight = pmi * pair_count below this are "
                                      "dropped.")
+    min_count: int = _param(5, "Pairs co-rated by fewer users than this make no edge "
+                                  "(rare pairs give noisy PMI).", ge=1)
+    top_k: int = _param(15, "Keep an edge only when it is among the top_k highest-PMI edges "
+                           "of either endpoint (a k-NN graph); 0 = keep all.", ge=0)
 
 
 @dataclass
@@ -130,10 +144,11 @@ class WalksConfig:
 
 @dataclass
 class TrainConfig:
-    models: str = _param("node2vec,cbow,mf", "Comma-separated models to train: node2vec "
-                                             "(skip-gram on walks), cbow (users' histories), "
-                                             "mf (biased matrix factorisation), softmax (retrieval "
-                                             "model: user tower, softmax over movies).")
+    models: str = _param("node2vec,cbow,mf,edlae",
+                         "Comma-separated models to train: node2vec (skip-gram on walks), cbow "
+                         "(users' histories), mf (biased matrix factorisation), softmax "
+                         "(retrieval model: user tower, softmax over movies), edlae (low-rank "
+                         "linear autoencoder in closed form; the best ranker on ml-100k).")
     seed: int = _param(42, "Seed of every model's initialisation and random draws.", ge=0)
     device: str = _param("auto", "auto = CUDA when present, else CPU; cuda falls back to CPU "
                                  "where none is present.", choices=("auto", "cpu", "cuda"))
@@ -172,23 +187,51 @@ class TrainConfig:
     cbow_batch: int = _param(64, "cbow: histories per step.", ge=1)
     cbow_max_len: int = _param(200, "cbow: longer histories are cut into rows of this many.",
                                ge=2)
-    mf_dim: int = _param(128, "mf: latent factors.", ge=1)
-    mf_epochs: int = _param(16, "mf: passes over the training ratings.", ge=1)
-    mf_lr: float = _param(0.005, "mf: Adam learning rate.", gt=0.0)
-    mf_reg: float = _param(0.1, "mf: L2 weight on factors, per observed rating.", ge=0.0)
-    mf_reg_bias: float = _param(0.01, "mf: L2 weight on biases, per observed rating.", ge=0.0)
-    mf_batch_size: int = _param(1024, "mf: ratings per step (distributed: over all processes).",
-                                ge=1)
+    mf_method: str = _param(
+        "bpmf", "mf: how the model is fitted: bpmf (Bayesian, Gibbs sampling; prediction = "
+                "posterior average) or adam (penalised least squares, mini-batch Adam).",
+        choices=("bpmf", "adam"))
+    mf_bpmf_dim: int = _param(20, "mf (bpmf): latent factors.", ge=1)
+    mf_burn_in: int = _param(20, "mf (bpmf): Gibbs sweeps discarded before averaging.", ge=0)
+    mf_samples: int = _param(150, "mf (bpmf): Gibbs sweeps averaged (each one pass over the "
+                                  "training ratings).", ge=1)
+    mf_side: str = _param(
+        "both", "mf (bpmf): implicit feedback as side information: a user's prior mean from "
+                "the movies they rated (users), also a movie's from who rated it (both), or "
+                "none.", choices=("none", "users", "both"))
+    mf_side_reg: float = _param(1.0, "mf (bpmf): ridge weight of the side-information link.",
+                                gt=0.0)
+    mf_noise: str = _param(
+        "global", "mf (bpmf): rating noise precision: one (global), scaled per user (user) or "
+                  "per user and movie (user_movie, robust BPMF).",
+        choices=("global", "user", "user_movie"))
+    mf_write_rank: int = _param(64, "mf (bpmf): columns of the written factor block (truncated "
+                                    "SVD of the posterior-mean interaction); 0 = exact (up to "
+                                    "min(users, movies, samples x dim) columns).", ge=0)
+    mf_dim: int = _param(128, "mf (adam): latent factors.", ge=1)
+    mf_epochs: int = _param(16, "mf (adam): passes over the training ratings.", ge=1)
+    mf_lr: float = _param(0.005, "mf (adam): learning rate.", gt=0.0)
+    mf_reg: float = _param(0.1, "mf (adam): L2 weight on factors, per observed rating.", ge=0.0)
+    mf_reg_bias: float = _param(0.01, "mf (adam): L2 weight on biases, per observed rating.",
+                                ge=0.0)
+    mf_batch_size: int = _param(1024, "mf (adam): ratings per step (distributed: over all "
+                                      "processes).", ge=1)
     mf_biases: str = _param(
-        "drop", "mf biases in the written vectors: drop (factors only) or append (movie "
-                "[q, b_i, 1], user [p, 1, b_u], so user.movie = prediction - global mean).",
-        choices=("drop", "append"))
+        "full", "mf biases in the written vectors: drop (factors only), append (movie "
+                "[q, b_i, 1], user [p, 1, b_u], so user.movie = prediction - global mean) or "
+                "full (movie [q, b_i, 1, mu], user [p, 1, b_u, 1], so user.movie = "
+                "prediction).", choices=("drop", "append", "full"))
     softmax_dim: int = _param(64, "softmax: user / movie vector size (+1 bias column).", ge=1)
     softmax_epochs: int = _param(20, "softmax: passes over the users.", ge=1)
     softmax_lr: float = _param(2e-3, "softmax: AdamW learning rate.", gt=0.0)
     softmax_batch: int = _param(128, "softmax: users per step.", ge=1)
     softmax_features: bool = _param(True, "softmax: pool genre and release-decade features "
                                           "of the user's movies into the user tower.")
+    edlae_dim: int = _param(64, "edlae: vector size (rank of the low-rank EDLAE, Steck 2020; "
+                                "movie vectors V, user vectors x_u W).", ge=1)
+    edlae_dropout: float = _param(0.33, "edlae: emphasized-dropout probability.",
+                                  ge=0.0, le=0.95)
+    edlae_lam: float = _param(100.0, "edlae: ridge on the diagonal.", gt=0.0)
 
 
 @dataclass
@@ -208,6 +251,40 @@ class SimilarConfig:
     like_threshold: float = _param(
         4.0, "Item-embedding models: a user's movies rated >= this form the profile (all "
              "rated movies when none is).", ge=0.0, le=5.0)
+
+
+@dataclass
+class EvaluateConfig:
+    k: int = _param(20, "Cut-off of Recall@k and NDCG@k (ranking split).", ge=1)
+    models: str = _param("", "Comma-separated models to evaluate; empty = every model in "
+                             "`embeddings` (its latest run).")
+    baselines: str = _param(
+        "mostpop,itemknn,ease,gensim,biases,random", "Comma-separated baselines: mostpop, "
+        "itemknn, ease (lambda tuned on a validation cut of train), gensim (skip-gram on the "
+        "same walks, skipped when gensim is not installed), biases (global mean and user + "
+        "item biases, RMSE), random (random vectors).")
+    ease_lambdas: str = _param("10,50,100,200,500,1000", "EASE lambda grid (comma-separated).")
+    own_scorers: bool = _param(True, "Also rank with each model's own scorer from "
+                                     "moviegraph.train.scorers (e.g. a user tower trained over "
+                                     "frozen item vectors: minutes per model on ml-100k); off "
+                                     "= the popularity-prior scorer, tuned on a validation cut.")
+    max_dense_items: int = _param(20_000, "ItemKNN / EASE hold n_movies^2 floats: skipped "
+                                          "above this many movies.", ge=1)
+    fidelity_pq: str = _param("", "Extra (p, q) pairs for the walk-fidelity check, e.g. "
+                                  "'0.25:4,4:0.25'; the configured walks.p, walks.q always.")
+    report_dir: str = _param("reports", "Folder of the HTML reports (<run_id>.html and "
+                                        "latest.html; relative paths: under the project root).")
+    main_model: str = _param("", "Model of the 2-D map and first in the report; empty = the "
+                                 "first of node2vec, mf, softmax, cbow present.")
+    tsne_seed: int = _param(0, "Seed of the t-SNE map.", ge=0)
+    tsne_perplexity: float = _param(30.0, "t-SNE perplexity.", gt=0.0)
+    tsne_max_movies: int = _param(2000, "The map shows at most this many movies (the most "
+                                        "rated), so t-SNE stays quick on large catalogues.",
+                                  ge=10)
+    tsne_max_iter: int = _param(1000, "t-SNE iterations (the first 250 are the early "
+                                      "exaggeration phase: allow several hundred more).",
+                                ge=300)
+    seed: int = _param(0, "Seed of random baselines and scorers.", ge=0)
 
 
 @dataclass
@@ -231,6 +308,7 @@ class Config:
     walks: WalksConfig = field(default_factory=WalksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     similar: SimilarConfig = field(default_factory=SimilarConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict[str, Any]:

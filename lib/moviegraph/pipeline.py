@@ -33,13 +33,16 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "walks": ("edges",),
     "train": ("walks", "vocab", "ratings", "movies"),
     "similar": ("embeddings", "user_embeddings", "ratings"),
-    "evaluate": ("embeddings", "ratings", "movies"),
+    "evaluate": ("embeddings", "user_embeddings", "ratings", "movies", "history", "walks",
+                 "vertices", "edges"),
     "export": ("embeddings", "user_embeddings", "movies", "ratings"),
 }
 
 
 # Inputs a stage can do without (no model wrote user vectors yet): version -1 when absent.
 OPTIONAL_INPUTS = {"user_embeddings"}
+# Per stage, further inputs it can do without (evaluate: no walks or graph for cbow / mf).
+STAGE_OPTIONAL_INPUTS = {"evaluate": {"history", "walks", "vertices", "edges"}}
 
 
 class PipelineLockedError(RuntimeError):
@@ -60,8 +63,47 @@ class WarehouseLock:
         self._fs.mkdirs(self._path.getParent())
         self.owner = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
                       "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        # Hadoop's local create(overwrite=False) checks, then opens: not atomic (two runs
+        # started together could both "win"). Local warehouses use O_EXCL instead.
+        self._local = (self._path.toUri().getPath()
+                       if self._fs.getScheme() == "file" else None)
+
+    def _create(self) -> bool:
+        """Create the lock file holding ``owner``; False when it already exists."""
+        data = json.dumps(self.owner).encode()
+        if self._local is not None:
+            try:
+                fd = os.open(self._local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return True
+        try:
+            out = self._fs.create(self._path, False)
+        except Exception as exc:  # py4j: FileAlreadyExistsException
+            if "FileAlreadyExists" not in str(exc) and "already exists" not in str(exc):
+                raise
+            return False
+        try:
+            out.write(data)
+        finally:
+            out.close()
+        return True
 
     def _holder(self) -> dict:
+        if self._local is not None:
+            try:
+                with open(self._local, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            try:
+                return json.loads(data.decode() or "{}")
+            except ValueError:
+                return {}
         stream = self._fs.open(self._path)
         try:
             data = bytes(stream.readAllBytes()) if hasattr(stream, "readAllBytes") else b""
@@ -86,25 +128,17 @@ class WarehouseLock:
     def acquire(self) -> None:
         """Take the lock or raise PipelineLockedError naming the holder."""
         for _ in range(2):
-            try:
-                out = self._fs.create(self._path, False)
-            except Exception as exc:  # py4j: FileAlreadyExistsException
-                if "FileAlreadyExists" not in str(exc) and "already exists" not in str(exc):
-                    raise
-                holder = self._holder()
-                if self._holder_is_dead(holder):
-                    self._fs.delete(self._path, False)
-                    continue
-                raise PipelineLockedError(
-                    f"warehouse {self._path.getParent()} is in use by run "
-                    f"{holder.get('run_id', '?')} (host {holder.get('host', '?')}, pid "
-                    f"{holder.get('pid', '?')}, since {holder.get('since', '?')}); retry "
-                    f"later, or delete {self._path} if that run is dead") from None
-            try:
-                out.write(json.dumps(self.owner).encode())
-            finally:
-                out.close()
-            return
+            if self._create():
+                return
+            holder = self._holder()
+            if self._holder_is_dead(holder):
+                self._fs.delete(self._path, False)
+                continue
+            raise PipelineLockedError(
+                f"warehouse {self._path.getParent()} is in use by run "
+                f"{holder.get('run_id', '?')} (host {holder.get('host', '?')}, pid "
+                f"{holder.get('pid', '?')}, since {holder.get('since', '?')}); retry "
+                f"later, or delete {self._path} if that run is dead")
         raise PipelineLockedError(f"could not take {self._path}")
 
     def release(self) -> None:
@@ -137,8 +171,9 @@ def current_inputs(spark: SparkSession, cfg: Config, wh: Warehouse, stage: str) 
                          for t in model_inputs(m, cfg.train)})
         return input_versions(wh, *tables)
     tables = STAGE_INPUTS.get(stage, ())
-    versions = input_versions(wh, *(t for t in tables if t not in OPTIONAL_INPUTS))
-    for table in OPTIONAL_INPUTS.intersection(tables):
+    optional = OPTIONAL_INPUTS | STAGE_OPTIONAL_INPUTS.get(stage, set())
+    versions = input_versions(wh, *(t for t in tables if t not in optional))
+    for table in optional.intersection(tables):
         version = wh.version(table)
         versions[table] = -1 if version is None else version
     return versions

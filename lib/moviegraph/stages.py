@@ -72,6 +72,13 @@ def stage_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun
     return similar(spark, cfg, wh, run)
 
 
+def stage_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+    """embeddings, ratings, movies (+ walks, graph, history) -> metrics, the HTML report."""
+    from moviegraph.evaluate.stage import stage_evaluate as evaluate
+
+    return evaluate(spark, cfg, wh, run)
+
+
 def stage_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
     """embeddings, movies, ratings -> Embedding Projector TSVs and Parquet per model."""
     from moviegraph.export.stage import stage_export as export
@@ -87,5 +94,6 @@ STAGES: dict[str, tuple[Callable, tuple[str, ...]]] = {
     "walks": (stage_walks, ("walks",)),
     "train": (stage_train, ("train",)),
     "similar": (stage_similar, ("similar",)),
+    "evaluate": (stage_evaluate, ("evaluate", "walks", "train")),
     "export": (stage_export, ("export",)),
 }

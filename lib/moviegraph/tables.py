@@ -102,6 +102,12 @@ SCHEMAS: dict[str, T.StructType] = {
         T.StructField("movie_id", T.IntegerType(), False),  # never one the user rated
         T.StructField("score", T.FloatType(), False),
     ]),
+    "metrics": T.StructType([  # evaluate stage: one row per (model, metric) of a run
+        T.StructField("run_id", T.StringType(), False),  # the evaluate run
+        T.StructField("model", T.StringType(), False),  # model, baseline:<name> or walks
+        T.StructField("name", T.StringType(), False),  # e.g. recall@20:cosine, rmse
+        T.StructField("value", T.DoubleType(), True),  # NaN when undefined
+    ]),
 }
 
 

@@ -20,7 +20,8 @@ from moviegraph.tables import SCHEMAS
 
 
 def _run(spark, wh, fn, *sets: str, **kwargs):
-    cfg = config.load(None, list(sets))
+    # The recipe: every rating, no pair-count floor, no top-k cut (tests of those say so).
+    cfg = config.load(None, ["pairs.ratings=all", "edges.min_count=1", "edges.top_k=0", *sets])
     run = StageRun(stage=fn.__name__, run_id="test", config_hash="test")
     summary = fn(spark, cfg, wh, run, **kwargs)
     assert isinstance(summary, str) and summary.count("\n") < 25  # one screen
@@ -276,3 +277,26 @@ def test_heavy_user_small(spark, warehouse):
 def test_heavy_user_8000_movies(spark, warehouse):
     """32M pairs from one user, cut into 2,000-movie blocks (4M pairs per task at most)."""
     _heavy_user_check(spark, warehouse, heavy_n=8000, block_size=2000)
+
+
+def test_ranking_train_part_graph(spark, warehouse):
+    """pairs.ratings=ranking_train counts only each user's first 80% (by ts, then movie id)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for user in range(1, 40):
+        n = int(rng.integers(1, 25))
+        movies = rng.choice(np.arange(1, 60), size=n, replace=False)
+        ts = rng.integers(0, 6, size=n)  # few distinct timestamps: many ties
+        rows += [(user, int(m), float(rng.choice([4.0, 5.0])), int(t))
+                 for m, t in zip(movies, ts, strict=True)]
+    warehouse.write("ratings", spark.createDataFrame(rows, SCHEMAS["ratings"]))
+    kept = []
+    for user in {r[0] for r in rows}:
+        mine = sorted((r for r in rows if r[0] == user), key=lambda r: (r[3], r[1]))
+        kept += mine[: len(mine) - max(1, len(mine) // 5)]
+    run, summary = _run(spark, warehouse, stage_pairs, "pairs.ratings=ranking_train",
+                        "pairs.min_rating=4")
+    assert "train part" in summary and run.notes["ratings"] == "ranking_train"
+    _, pair, _ = reference([(u, m, r) for u, m, r, _ in kept], 4, 0)
+    assert _pairs_dict(warehouse) == dict(pair)
+    assert run.rows["kept_ratings"] == len(kept) < len(rows)

@@ -23,7 +23,9 @@ N_WALKS, WALK_LEN, N_WALK_MOVIES = 240, 10, 120
 SMALL = {
     "node2vec_dim": 8, "node2vec_epochs": 2, "node2vec_batch_walks": 64,
     "cbow_dim": 8, "cbow_epochs": 2, "cbow_batch": 64, "cbow_loss": "negative",
-    "mf_dim": 16, "mf_epochs": 3, "mf_biases": "append",
+    # mf: the Adam path (checkpoints, resume and DDP are tested here; BPMF in unit tests).
+    "models": "node2vec,cbow,mf",  # edlae (closed form) is covered by its unit tests
+    "mf_method": "adam", "mf_dim": 16, "mf_epochs": 3, "mf_biases": "append",
     "threads": 1,  # tiny models: threads only add overhead, the more so on a busy machine
 }
 

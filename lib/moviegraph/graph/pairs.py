@@ -21,7 +21,9 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.window import Window
 
+from moviegraph.faults import fail_once
 from moviegraph.graph.kernels import LOW_MASK, SHIFT, iter_block_pair_counts
 
 # Work budget of one kernel call (cells of the block product): bounds a Python worker's
@@ -38,6 +40,22 @@ class UserLists:
     lists: DataFrame  # user_id int, items array<int> (sorted, distinct), n int
     capped_users: int
     dropped_ratings: int
+
+
+def ranking_train_part(ratings: DataFrame) -> DataFrame:
+    """The train part of EVALUATION.md's ranking split, in Spark.
+
+    Each user's ratings ordered by ``(ts, movie_id)``; the last ``max(1, n // 5)`` are
+    test and dropped (the same rule as :func:`moviegraph.evaluate.splits.ranking_split`,
+    which the trainer applies on the driver). The movie id breaks timestamp ties, so the
+    result does not depend on partitioning.
+    """
+    by_user = Window.partitionBy("user_id")
+    ordered = by_user.orderBy(F.col("ts").desc(), F.col("movie_id").desc())
+    return (ratings.withColumn("_from_end", F.row_number().over(ordered))
+            .withColumn("_n", F.count(F.lit(1)).over(by_user))
+            .filter(F.col("_from_end") > F.greatest(F.lit(1), F.floor(F.col("_n") / 5)))
+            .drop("_from_end", "_n"))
 
 
 def kept_ratings(ratings: DataFrame, min_rating: float) -> DataFrame:
@@ -108,6 +126,7 @@ def _count_batches(max_cells: int):
         for batch in batches:
             if batch.num_rows == 0:
                 continue
+            fail_once("pairs")  # test hook (moviegraph.faults); a no-op unless set
             a = batch.column("a")
             b = batch.column("b")
             diag = (batch.column("bi").to_numpy(zero_copy_only=False)

@@ -1,16 +1,19 @@
 """PMI-weighted edges from item and pair counts (the recipe of DESIGN.md, exactly).
 
 ``D = log(Σ item_count)``; ``pmi = log(n_xy) - log(n_x) - log(n_y) + D``;
-``weight = pmi * n_xy``; an edge is kept when ``weight >= min_weight``. Each
-undirected edge is stored once, ``src < dst`` (``src`` = ``movie_a``): consumers that
-want both directions (the walks' CSR) symmetrise it.
+``weight = pmi * n_xy``; an edge is kept when ``weight >= min_weight`` and
+``n_xy >= min_count``. Optionally (:func:`top_k_edges`) the graph is then cut to a
+k-nearest-neighbour graph: an edge stays when it is among the ``top_k`` highest-PMI edges
+of either endpoint (ties broken by the smaller neighbour id, so the cut is exact and
+independent of partitioning). Each undirected edge is stored once, ``src < dst``
+(``src`` = ``movie_a``): consumers that want both directions (the walks' CSR) symmetrise it.
 """
 
 from __future__ import annotations
 
 import math
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 
@@ -24,8 +27,9 @@ def log_total(item_counts: DataFrame) -> float:
 
 
 def pmi_edges(item_counts: DataFrame, pair_counts: DataFrame, min_weight: float,
-              d: float | None = None) -> DataFrame:
-    """``(src, dst, weight, pmi, n)`` for the pairs with ``weight >= min_weight``.
+              d: float | None = None, min_count: int = 1) -> DataFrame:
+    """``(src, dst, weight, pmi, n)`` for the pairs with ``weight >= min_weight`` and
+    ``n >= min_count``.
 
     ``item_counts`` is small (one row per movie) and broadcast to the pair counts.
     The expression keeps the recipe's evaluation order (left to right) so that the
@@ -42,5 +46,28 @@ def pmi_edges(item_counts: DataFrame, pair_counts: DataFrame, min_weight: float,
     scored = joined.select(F.col("movie_a").alias("src"), F.col("movie_b").alias("dst"),
                            F.col("n"), pmi.alias("pmi"))
     scored = scored.withColumn("weight", F.col("pmi") * F.col("n").cast("double"))
-    return scored.filter(F.col("weight") >= F.lit(float(min_weight))).select(
-        "src", "dst", "weight", "pmi", "n")
+    kept = scored.filter(F.col("weight") >= F.lit(float(min_weight)))
+    if min_count > 1:
+        kept = kept.filter(F.col("n") >= F.lit(int(min_count)))
+    return kept.select("src", "dst", "weight", "pmi", "n")
+
+
+def top_k_edges(edges: DataFrame, top_k: int) -> DataFrame:
+    """The edges among the ``top_k`` highest-PMI edges of at least one endpoint.
+
+    Why: on a co-rating graph popular movies touch almost everything, so walks drift to
+    them; keeping each movie's strongest neighbours (a k-NN graph, union over both ends)
+    keeps walks local. Each edge is ranked at both ends by ``(pmi desc, other end asc)``
+    with ``row_number`` over a window per node: exact, and the same for any partitioning.
+    ``top_k = 0`` returns ``edges`` unchanged.
+    """
+    if top_k <= 0:
+        return edges
+    ends = edges.select(F.col("src").alias("node"), F.col("dst").alias("other"), "src",
+                        "dst", "pmi").unionByName(
+        edges.select(F.col("dst").alias("node"), F.col("src").alias("other"), "src", "dst",
+                     "pmi"))
+    by_node = Window.partitionBy("node").orderBy(F.col("pmi").desc(), F.col("other").asc())
+    chosen = (ends.withColumn("rank", F.row_number().over(by_node))
+              .filter(F.col("rank") <= F.lit(int(top_k))).select("src", "dst").distinct())
+    return edges.join(chosen, ["src", "dst"], "left_semi")

@@ -7,21 +7,36 @@ import time
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from moviegraph.config import Config
+from moviegraph.config import Config, PairsConfig
 from moviegraph.graph import pairs as P
-from moviegraph.graph.pmi import log_total, pmi_edges
+from moviegraph.graph.incremental import Plan, count_delta, merge_counts, plan_incremental
+from moviegraph.graph.pmi import log_total, pmi_edges, top_k_edges
 from moviegraph.graph.stats import graph_stats, vertex_table
 from moviegraph.runs import StageRun, input_versions
 from moviegraph.tables import Warehouse
 
 
 def stage_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
-    """ratings -> item_counts, pair_counts (exact unless pairs.max_items_per_user > 0)."""
+    """ratings -> item_counts, pair_counts (exact unless pairs.max_items_per_user > 0).
+
+    After appends to ``ratings`` the counts are updated from the appended ratings alone
+    when :func:`moviegraph.graph.incremental.plan_incremental` allows it; else recounted.
+    """
     pc = cfg.pairs
     t0 = time.time()
     run.inputs.update(input_versions(wh, "ratings"))
+    plan = plan_incremental(spark, wh, pc, run.config_hash, run.inputs["ratings"])
+    if plan.applies:
+        summary = _pairs_incremental(spark, pc, wh, run, plan, t0)
+        if summary:
+            return summary
+    else:
+        print(f"[pairs] full recount: {plan.reason}", flush=True)
+        run.notes["incremental"] = {"applied": False, "reason": plan.reason}
     ratings = wh.read("ratings", run.inputs["ratings"])
     run.rows["ratings"] = ratings.count()
+    if pc.ratings == "ranking_train":
+        ratings = P.ranking_train_part(ratings)
     ul = P.user_lists(P.kept_ratings(ratings, pc.min_rating), pc.max_items_per_user, pc.seed)
     try:
         stats = P.list_stats(ul.lists, pc.block_size)
@@ -46,7 +61,8 @@ def stage_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
     run.rows.update({"kept_ratings": stats["kept"], "users": stats["users"],
                      "item_counts": items, "pair_counts": int(written["rows"]),
                      "pairs_counted": counted, "tasks": stats["tasks"]})
-    run.notes.update({"min_rating": pc.min_rating, "block_size": pc.block_size,
+    run.notes.update({"ratings": pc.ratings, "min_rating": pc.min_rating,
+                      "block_size": pc.block_size,
                       "exact": pc.max_items_per_user == 0, "sum_n_squared": stats["sum_sq"],
                       "max_user_movies": stats["max_n"], "split_users": stats["split_users"],
                       "partitions": partitions, "seconds": round(seconds, 3)})
@@ -58,14 +74,73 @@ def stage_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
             f"CAPPED at {pc.max_items_per_user} movies/user (seed {pc.seed}): "
             f"{ul.capped_users:,} users, {ul.dropped_ratings:,} ratings dropped")
     return "\n".join([
-        f"pairs: ratings >= {pc.min_rating:g}: {stats['kept']:,} of {run.rows['ratings']:,} "
-        f"ratings, {stats['users']:,} users, {items:,} movies ({mode})",
+        f"pairs: ratings >= {pc.min_rating:g}"
+        + (" (ranking split's train part)" if pc.ratings == "ranking_train" else "")
+        + f": {stats['kept']:,} of {run.rows['ratings']:,} ratings, "
+        f"{stats['users']:,} users, {items:,} movies ({mode})",
         f"  pairs counted {counted:,} (Σ n_u² = {stats['sum_sq']:,}, largest user "
         f"{stats['max_n']:,} movies, {stats['split_users']:,} users split into blocks of "
         f"{pc.block_size:,}; {stats['tasks']:,} tasks over {partitions} partitions)",
         f"  distinct pairs {int(written['rows']):,} -> pair_counts v{run.outputs['pair_counts']}"
         f", item_counts v{run.outputs['item_counts']}; {seconds:.1f}s, "
         f"{counted / max(seconds, 1e-9) / 1e6:.2f}M pairs/s",
+    ])
+
+
+def _pairs_incremental(spark: SparkSession, pc: PairsConfig, wh: Warehouse, run: StageRun,
+                       plan: Plan, t0: float) -> str | None:
+    """Fold the appended ratings into the counts (one MERGE per table); None = recount."""
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    delta = count_delta(spark, wh, pc, plan, partitions)
+    try:
+        notes = {"applied": True, "previous_run": plan.previous_run,
+                 "from_version": plan.from_version, "to_version": plan.to_version,
+                 "files": len(plan.files), "rows_read": plan.added_rows,
+                 "old_rows_read": delta.old_kept, "new_kept": delta.new_kept,
+                 "users": delta.users}
+        if delta.overlap:
+            reason = (f"{delta.overlap:,} appended ratings repeat a (user, movie) already "
+                      "counted")
+            print(f"[pairs] full recount: {reason}", flush=True)
+            run.notes["incremental"] = {"applied": False, "reason": reason}
+            return None
+        if delta.counted != delta.expected_pairs:  # the same exactness check as a recount
+            raise RuntimeError(f"incremental pair counts sum to {delta.counted:,}, expected "
+                               f"Σ |N|(|N|-1)/2 + |N||O| = {delta.expected_pairs:,}")
+        run.outputs.update(plan.outputs)  # unchanged when nothing new is kept
+        if delta.new_kept:
+            run.outputs["item_counts"] = merge_counts(spark, wh, "item_counts", delta.items,
+                                                      ("movie_id",))
+        if delta.pair_rows:
+            run.outputs["pair_counts"] = merge_counts(spark, wh, "pair_counts", delta.pairs,
+                                                      ("movie_a", "movie_b"))
+    finally:
+        delta.unpersist()
+    written = wh.read("pair_counts", run.outputs["pair_counts"]).agg(
+        F.count(F.lit(1)).alias("rows"), F.sum("n").alias("total")).first()
+    counted = int(written["total"] or 0)
+    if counted != plan.previous_pairs + delta.counted:
+        raise RuntimeError(f"pair counts sum to {counted:,} after the merge, expected "
+                           f"{plan.previous_pairs:,} + {delta.counted:,}")
+    items = wh.read("item_counts", run.outputs["item_counts"]).count()
+    seconds = time.time() - t0
+    run.rows.update({"ratings_read": plan.added_rows, "old_ratings_read": delta.old_kept,
+                     "kept_ratings_added": delta.new_kept, "users": delta.users,
+                     "item_counts": items, "pair_counts": int(written["rows"]),
+                     "pairs_counted": counted, "pairs_added": delta.counted})
+    run.notes["incremental"] = notes
+    run.notes.update({"ratings": pc.ratings, "min_rating": pc.min_rating,
+                      "block_size": pc.block_size, "exact": True, "partitions": partitions,
+                      "seconds": round(seconds, 3)})
+    return "\n".join([
+        f"pairs: INCREMENTAL from ratings v{plan.from_version} to v{plan.to_version} "
+        f"({len(plan.files)} files appended since run {plan.previous_run}): read "
+        f"{plan.added_rows:,} new ratings, {delta.new_kept:,} >= {pc.min_rating:g} by "
+        f"{delta.users:,} users, and their {delta.old_kept:,} earlier kept ratings",
+        f"  +{delta.counted:,} pairs over {delta.pair_rows:,} distinct pairs; MERGEd -> "
+        f"pair_counts "
+        f"v{run.outputs['pair_counts']} ({int(written['rows']):,} pairs, total {counted:,}), "
+        f"item_counts v{run.outputs['item_counts']} ({items:,} movies); {seconds:.1f}s",
     ])
 
 
@@ -77,9 +152,10 @@ def stage_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
     items = wh.read("item_counts", run.inputs["item_counts"])
     pairs = wh.read("pair_counts", run.inputs["pair_counts"])
     d = log_total(items)
-    min_weight = cfg.edges.min_weight
-    run.outputs["edges"] = wh.write(
-        "edges", pmi_edges(items, pairs, min_weight, d).orderBy("src", "dst"))
+    ec = cfg.edges
+    min_weight = ec.min_weight
+    kept = top_k_edges(pmi_edges(items, pairs, min_weight, d, ec.min_count), ec.top_k)
+    run.outputs["edges"] = wh.write("edges", kept.orderBy("src", "dst"))
     edges = wh.read("edges", run.outputs["edges"])
     row = edges.agg(F.count(F.lit(1)).alias("e"), F.min("weight").alias("wmin"),
                     F.max("weight").alias("wmax")).first()
@@ -91,7 +167,8 @@ def stage_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
     pair_rows = pairs.count()
     seconds = time.time() - t0
     run.rows.update({"pair_counts": pair_rows, "edges": num_edges, "vertices": st.vertices})
-    run.notes.update({"min_weight": min_weight, "D": d, "components": st.components,
+    run.notes.update({"min_weight": min_weight, "min_count": ec.min_count,
+                      "top_k": ec.top_k, "D": d, "components": st.components,
                       "largest_component": st.largest_component,
                       "largest_share": round(st.largest_share, 6), "isolated": st.isolated,
                       "components_method": method, "directions": "src < dst, once",
@@ -99,6 +176,8 @@ def stage_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
     weights = (f", weight {row['wmin']:.3g}..{row['wmax']:.3g}" if num_edges else "")
     return "\n".join([
         f"edges: {num_edges:,} of {pair_rows:,} pairs kept (weight >= {min_weight:g}, "
+        f"pair count >= {ec.min_count}"
+        + (f", top {ec.top_k} by PMI of an end" if ec.top_k else "") + ", "
         f"D = log Σ item_count = {d:.4f}{weights}), stored once each with src < dst",
         f"  vertices {st.vertices:,} ({st.isolated:,} isolated), degree mean "
         f"{st.mean_degree:.1f} max {st.max_degree:,}",

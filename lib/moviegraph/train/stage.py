@@ -6,9 +6,11 @@ Models (``train.models``):
   ``vocab``); one vector per movie that occurs in the walks.
 - ``cbow``: CBOW on each user's time-ordered history, built from the *train* part of
   EVALUATION.md's ranking split; one vector per movie of that train part.
-- ``mf``: biased matrix factorisation on the *train* part of the rating split (minus a
-  validation cut when early stopping is on); movie vectors ``q_i`` and user vectors
-  ``p_u`` (biases dropped, or appended with ``train.mf_biases = "append"``).
+- ``mf``: biased matrix factorisation on the *train* part of the rating split; by default
+  Bayesian (``train.mf_method = "bpmf"``: Gibbs sampling, prediction = posterior average),
+  else Adam (minus a validation cut when early stopping is on); movie vectors ``q_i`` and
+  user vectors ``p_u`` (biases dropped, appended with ``train.mf_biases = "append"``, or
+  with the global mean too with ``"full"``, so that ``user . movie`` is the prediction).
 - ``softmax``: retrieval model (user tower over the user's train movies, with genre and
   release-decade features, softmax over movies) on the ranking split's train part; movie
   vectors are the output embeddings with the bias as last column, user vectors the tower
@@ -47,12 +49,12 @@ from moviegraph.train.device import pick_device, set_deterministic
 from moviegraph.train.loop import FitResult, LoopConfig, last_checkpoint
 
 #: Models this build can train, in training order.
-MODELS = ("node2vec", "cbow", "mf", "softmax")
+MODELS = ("node2vec", "cbow", "mf", "softmax", "edlae")
 #: Models with a data-parallel (DDP) path.
 DISTRIBUTED_MODELS = ("mf",)
 #: Tables each model reads.
 MODEL_INPUTS = {"node2vec": ("walks", "vocab"), "cbow": ("ratings",), "mf": ("ratings",),
-                "softmax": ("ratings", "movies")}
+                "softmax": ("ratings", "movies"), "edlae": ("ratings",)}
 
 
 @dataclass
@@ -249,61 +251,186 @@ def train_cbow_model(r: Ratings, cfg: Config, device: torch.device, folder: Path
                    notes={"sentences": int(sentences.shape[0])})
 
 
+def mf_vector_layout(movie_factors: np.ndarray, user_factors: np.ndarray,
+                     movie_bias: np.ndarray, user_bias: np.ndarray, global_mean: float,
+                     biases: str) -> tuple[np.ndarray, np.ndarray]:
+    """Written mf vectors ``(movie, user)`` for ``train.mf_biases``.
+
+    ``drop``: factors only; ``append``: movie ``[q, b_i, 1]``, user ``[p, 1, b_u]``
+    (``user . movie = prediction - mu``); ``full``: movie ``[q, b_i, 1, mu]``, user
+    ``[p, 1, b_u, 1]`` (``user . movie = prediction``, unclipped).
+    """
+    q = np.asarray(movie_factors, np.float64)
+    p = np.asarray(user_factors, np.float64)
+    if biases == "drop":
+        return q.astype(np.float32), p.astype(np.float32)
+    bi = np.asarray(movie_bias, np.float64).reshape(-1, 1)
+    bu = np.asarray(user_bias, np.float64).reshape(-1, 1)
+    q = np.hstack([q, bi, np.ones_like(bi)])
+    p = np.hstack([p, np.ones_like(bu), bu])
+    if biases == "full":
+        q = np.hstack([q, np.full_like(bi, global_mean)])
+        p = np.hstack([p, np.ones_like(bu)])
+    return q.astype(np.float32), p.astype(np.float32)
+
+
+def _mf_state(global_mean: float, user_factors: np.ndarray, movie_factors: np.ndarray,
+              user_bias: np.ndarray, movie_bias: np.ndarray) -> dict[str, torch.Tensor]:
+    """The parts of a BiasedMF state dict that :func:`mf_predict_ids` reads."""
+    return {"user_factors.weight": torch.as_tensor(user_factors),
+            "item_factors.weight": torch.as_tensor(movie_factors),
+            "user_bias.weight": torch.as_tensor(user_bias).reshape(-1, 1),
+            "item_bias.weight": torch.as_tensor(movie_bias).reshape(-1, 1),
+            "global_mean": torch.tensor(float(global_mean))}
+
+
+#: Largest feature count (movies for users' side information, users for movies') for
+#: which BPMF's side information is used: its link needs a dense features^2 Cholesky.
+BPMF_SIDE_MAX_FEATURES = 16384
+
+
+def _train_bpmf(data: MFData, cfg: Config, device: torch.device
+                ) -> tuple[dict[str, torch.Tensor], FitResult, dict[str, Any]]:
+    """BPMF on ``data.fit``; the written parts (posterior-mean biases and an exact or
+    truncated factorisation of the posterior-mean interaction) as a state dict."""
+    from moviegraph.train.bpmf import (
+        BPMFConfig,
+        interaction_vectors,
+        posterior_biases,
+        train_bpmf,
+    )
+
+    tc = cfg.train
+    side, side_note = tc.mf_side, None
+    widest = max(len(data.movie_ids), len(data.user_ids) if side == "both" else 0)
+    if side != "none" and widest > BPMF_SIDE_MAX_FEATURES:
+        # SideLink factorises a dense (features x features) matrix: too big here.
+        side, side_note = "none", (f"train.mf_side = {tc.mf_side} skipped: {widest:,} "
+                                   f"features > {BPMF_SIDE_MAX_FEATURES:,}")
+        print(f"[train] mf: {side_note}", flush=True)
+    bc = BPMFConfig(dim=tc.mf_bpmf_dim, burn_in=tc.mf_burn_in, samples=tc.mf_samples,
+                    side=side, side_reg=tc.mf_side_reg, noise=tc.mf_noise, seed=tc.seed,
+                    dtype="float64" if device.type == "cpu" else "float32")
+    u, i, y = data.fit
+    tu = _positions(data.user_ids, data.test_user)
+    ti = _positions(data.movie_ids, data.test_movie)
+    known = (tu >= 0) & (ti >= 0)
+    history: list[dict[str, Any]] = []
+    last = [time.perf_counter()]
+
+    def on_sweep(rec: dict[str, float]) -> None:
+        now = time.perf_counter()
+        seconds, last[0] = now - last[0], now
+        history.append({"epoch": int(rec["sweep"]), "train_loss": rec["train_rmse"] ** 2,
+                        "items": len(y), "seconds": seconds,
+                        "items_per_s": len(y) / max(seconds, 1e-9), "alpha": rec["alpha"]})
+        done = int(rec["sweep"]) + 1
+        if cfg.spark.progress and (done % 10 == 0 or done == bc.burn_in + bc.samples):
+            print(f"[train] mf (bpmf) sweep {done}/"
+                  f"{bc.burn_in + bc.samples}: train rmse {rec['train_rmse']:.4f}", flush=True)
+
+    res = train_bpmf(u, i, y, len(data.user_ids), len(data.movie_ids), bc,
+                     evaluate=[(tu[known], ti[known])], device=device, on_sweep=on_sweep)
+    g, f, info = interaction_vectors(res, tc.mf_write_rank or None)
+    bu, bi = posterior_biases(res)
+    state = _mf_state(res.global_mean, g, f, bu, bi)
+    # The written parts must reproduce the sampler's own posterior average.
+    from_parts = mf_predict_ids(state, data.user_ids, data.movie_ids,
+                                data.test_user[known], data.test_movie[known])
+    sampler = np.clip(res.eval_predictions[0], 1.0, 5.0)
+    sampler_rmse = float(np.sqrt(np.mean((sampler - data.test_rating[known]) ** 2)))
+    notes = {"method": "bpmf", "bpmf_dim": bc.dim, "burn_in": bc.burn_in,
+             "samples": bc.samples, "side": bc.side, "noise": bc.noise,
+             "write_rank": int(info["rank"]),
+             "write_dropped_energy": info["dropped_energy"],
+             "sampler_test_rmse_known_pairs": sampler_rmse,
+             "max_abs_diff_vectors_vs_sampler": float(np.max(np.abs(from_parts - sampler)))
+             if known.any() else 0.0}
+    if side_note:
+        notes["side_skipped"] = side_note
+    fit = FitResult(history=history, best_epoch=len(history) - 1)
+    return state, fit, notes
+
+
 def train_mf_model(r: Ratings, cfg: Config, device: torch.device, folder: Path) -> Trained:
-    """Biased MF on the rating split's train part; movie and user vectors."""
+    """Biased MF on the rating split's train part; movie and user vectors.
+
+    ``train.mf_method = "bpmf"``: Gibbs sampling (:mod:`moviegraph.train.bpmf`), one
+    process, no checkpoints, no early stopping; the written factors are an exact (or
+    ``train.mf_write_rank``-truncated) factorisation of the posterior-mean ``<p_u, q_i>``
+    and the biases their posterior means, so the vectors reproduce the posterior-average
+    prediction. ``"adam"``: :func:`moviegraph.train.mf.train_mf` (DDP when
+    ``train.distributed``).
+    """
     from moviegraph.train.mf import MFConfig, train_mf
 
     tc = cfg.train
-    data = mf_data(r, hold_out_validation=tc.patience > 0)
-    mc = MFConfig(dim=tc.mf_dim, reg_factors=tc.mf_reg, reg_bias=tc.mf_reg_bias, lr=tc.mf_lr,
-                  epochs=tc.mf_epochs, batch_size=tc.mf_batch_size, seed=tc.seed)
-    loop = _loop(cfg, "mf", mc.epochs, "rating", folder,
-                 monitor="val_rmse" if data.val is not None else None)
-    u, i, y = data.fit
     t0 = time.perf_counter()
-    if tc.distributed:
-        from moviegraph.train.distributed import train_mf_distributed
-
-        res = train_mf_distributed(u, i, y, len(data.user_ids), len(data.movie_ids), mc, loop,
-                                   tc.num_processes, use_gpu=device.type == "cuda",
-                                   val=data.val, threads=tc.threads)
+    extra: dict[str, Any]
+    if tc.mf_method == "bpmf":
+        data = mf_data(r, hold_out_validation=False)
+        state, fit, extra = _train_bpmf(data, cfg, device)
+        if tc.distributed:
+            extra["distributed"] = "not supported for train.mf_method = bpmf: one process"
+            print(f"[train] mf: {extra['distributed']}", flush=True)
     else:
-        res = train_mf(u, i, y, len(data.user_ids), len(data.movie_ids), mc, val=data.val,
-                       loop=loop, device=device)
+        data = mf_data(r, hold_out_validation=tc.patience > 0)
+        mc = MFConfig(dim=tc.mf_dim, reg_factors=tc.mf_reg, reg_bias=tc.mf_reg_bias,
+                      lr=tc.mf_lr, epochs=tc.mf_epochs, batch_size=tc.mf_batch_size,
+                      seed=tc.seed)
+        loop = _loop(cfg, "mf", mc.epochs, "rating", folder,
+                     monitor="val_rmse" if data.val is not None else None)
+        u, i, y = data.fit
+        if tc.distributed:
+            from moviegraph.train.distributed import train_mf_distributed
+
+            res = train_mf_distributed(u, i, y, len(data.user_ids), len(data.movie_ids), mc,
+                                       loop, tc.num_processes, use_gpu=device.type == "cuda",
+                                       val=data.val, threads=tc.threads)
+        else:
+            res = train_mf(u, i, y, len(data.user_ids), len(data.movie_ids), mc,
+                           val=data.val, loop=loop, device=device)
+        state = {k: v.detach().cpu() for k, v in res.model.state_dict().items()}
+        fit = res.fit
+        extra = {"method": "adam", "distributed": tc.distributed}
     seconds = time.perf_counter() - t0
-    state = {k: v.detach().cpu() for k, v in res.model.state_dict().items()}
     pred = mf_predict_ids(state, data.user_ids, data.movie_ids, data.test_user,
                           data.test_movie)
     test_rmse = float(np.sqrt(np.mean((pred - data.test_rating.astype(np.float64)) ** 2)))
-    q = state["item_factors.weight"].numpy()
-    p = state["user_factors.weight"].numpy()
-    if tc.mf_biases == "append":
-        bi, bu = state["item_bias.weight"].numpy(), state["user_bias.weight"].numpy()
-        q = np.hstack([q, bi, np.ones_like(bi)])
-        p = np.hstack([p, np.ones_like(bu), bu])
-    return Trained("mf", data.movie_ids, q.astype(np.float32), res.fit, seconds,
-                   user_ids=data.user_ids, user_vectors=p.astype(np.float32),
+    mu = float(state["global_mean"])
+    q, p = mf_vector_layout(state["item_factors.weight"].numpy(),
+                            state["user_factors.weight"].numpy(),
+                            state["item_bias.weight"].numpy(),
+                            state["user_bias.weight"].numpy(), mu, tc.mf_biases)
+    return Trained("mf", data.movie_ids, q, fit, seconds,
+                   user_ids=data.user_ids, user_vectors=p,
                    metrics={"test_rmse": test_rmse},
-                   notes={"fit_ratings": len(y), "test_ratings": len(pred),
+                   notes={"fit_ratings": len(data.fit[2]), "test_ratings": len(pred),
                           "validation_ratings": 0 if data.val is None else len(data.val[2]),
-                          "distributed": tc.distributed,
-                          "global_mean": float(state["global_mean"])})
+                          "global_mean": mu, "vector_layout": tc.mf_biases, **extra})
 
 
-def train_softmax_model(wh: Warehouse, r: Ratings, cfg: Config, device: torch.device,
-                        folder: Path) -> Trained:
-    """Softmax retrieval model on the ranking split's train part; movie and user vectors."""
+def ranking_train_matrix(r: Ratings):
+    """Binary users x movies matrix of the ranking split's train part, with its ids."""
     import scipy.sparse as sp
 
-    from moviegraph.evaluate.metrics import genre_matrix
-    from moviegraph.train.softmax import SoftmaxConfig, item_side_features, train_softmax
-
-    tc = cfg.train
     train = ~ranking_split(r.user_id, r.movie_id, r.ts)
     user_ids, u = np.unique(r.user_id[train], return_inverse=True)
     movie_ids, i = np.unique(r.movie_id[train], return_inverse=True)
     x = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)),
                       shape=(len(user_ids), len(movie_ids)))
+    return x, user_ids, movie_ids
+
+
+def train_softmax_model(wh: Warehouse, r: Ratings, cfg: Config, device: torch.device,
+                        folder: Path) -> Trained:
+    """Softmax retrieval model on the ranking split's train part; movie and user vectors."""
+
+    from moviegraph.evaluate.metrics import genre_matrix
+    from moviegraph.train.softmax import SoftmaxConfig, item_side_features, train_softmax
+
+    tc = cfg.train
+    x, user_ids, movie_ids = ranking_train_matrix(r)
     features = None
     if tc.softmax_features:
         movies = read_arrow(wh, "movies", ["movie_id", "genres", "year"])
@@ -325,6 +452,32 @@ def train_softmax_model(wh: Warehouse, r: Ratings, cfg: Config, device: torch.de
                    time.perf_counter() - t0, user_ids=user_ids.astype(np.int32),
                    user_vectors=res.user_vectors().astype(np.float32),
                    notes={"features": 0 if features is None else int(features.shape[1])})
+
+
+def train_edlae_model(r: Ratings, cfg: Config) -> Trained:
+    """Low-rank EDLAE in closed form on the ranking split's train part (no epochs)."""
+    x, user_ids, movie_ids = ranking_train_matrix(r)
+    return _train_edlae(x, user_ids, movie_ids, cfg.train)
+
+
+def _train_edlae(x, user_ids: np.ndarray, movie_ids: np.ndarray, tc: TrainConfig) -> Trained:
+    """EDLAE on the binary matrix ``x``: movie vectors V, user vectors x_u W."""
+    from moviegraph.train.edlae import EDLAEConfig, train_edlae
+
+    ec = EDLAEConfig(dim=min(tc.edlae_dim, x.shape[1]), dropout=tc.edlae_dropout,
+                     lam=tc.edlae_lam)
+    t0 = time.perf_counter()
+    res = train_edlae(x, ec)
+    seconds = time.perf_counter() - t0
+    fit = FitResult(history=[{"epoch": 0, "train_loss": float("nan"), "items": int(x.nnz),
+                              "seconds": seconds, "items_per_s": x.nnz / max(seconds, 1e-9)}],
+                    best_epoch=0)
+    return Trained("edlae", movie_ids.astype(np.int32),
+                   res.item_vectors.astype(np.float32), fit, seconds,
+                   user_ids=user_ids.astype(np.int32),
+                   user_vectors=res.user_vectors().astype(np.float32),
+                   notes={"dim": ec.dim, "dropout": ec.dropout,
+                          "lam": ec.lam, "features": 0})
 
 
 def model_inputs(model: str, tc: TrainConfig) -> tuple[str, ...]:
@@ -457,6 +610,8 @@ def _train_all(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -
             t = train_cbow_model(ratings, cfg, device, folder)
         elif model == "softmax":
             t = train_softmax_model(wh, ratings, cfg, device, folder)
+        elif model == "edlae":
+            t = train_edlae_model(ratings, cfg)
         else:
             t = train_mf_model(ratings, cfg, device, folder)
         if note:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
+from moviegraph.faults import fail_once
 from moviegraph.walks.batches import WALKS_DDL, walk_keys, walks_batch
 from moviegraph.walks.csr import CSRGraph
 
@@ -44,6 +45,7 @@ def broadcast_walks(spark: SparkSession, graph: CSRGraph, movie_ids: np.ndarray,
             ids = batch.column(0).to_numpy()
             if len(ids) == 0:
                 continue
+            fail_once("walks")  # test hook (moviegraph.faults); a no-op unless set
             starts, rounds = walk_keys(ids, num_nodes)
             walks = random_walks(g, starts, rounds, walk_length, p, q, seed,
                                  num_threads=threads)

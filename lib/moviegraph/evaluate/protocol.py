@@ -1,0 +1,394 @@
+"""EVALUATION.md's protocol end to end on numpy arrays: data, models, baselines, fidelity.
+
+The evaluate stage (and the ml-100k benchmarks) hand this module plain arrays: ratings as
+parallel id columns, the movie catalogue, item vectors keyed by movie id. Everything is
+scored on dense positions (:mod:`moviegraph.evaluate.metrics`): users ``0..n_users-1`` in
+ascending id order, movies ``0..n_items-1`` in the catalogue's ascending id order, so a
+movie seen only in test is still ranked (and can be missed).
+
+Metric names (the ``name`` column of the ``metrics`` table):
+
+- ``recall@K:<scorer>`` / ``ndcg@K:<scorer>`` with scorer ``cosine`` (summed cosine of the
+  user's liked train movies), ``dot`` (the model's user vectors), ``own`` (the model's own
+  scorer from :mod:`moviegraph.train.scorers`), ``prior`` (popularity-prior fallback) or
+  ``model`` (a baseline's score function); ``users@K`` the number of evaluated users;
+- ``rmse`` on the rating split; ``genre_p@10`` and ``genre_p@10:random`` (random vectors
+  over the same movies); ``movies`` (movies with a vector);
+- walk fidelity: ``chi2[p=..,q=..]``, ``dof[...]``, ``p_value[...]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from moviegraph.evaluate import baselines as bl
+from moviegraph.evaluate import metrics as mt
+from moviegraph.evaluate import splits
+
+#: One row of the ``metrics`` table, without the run id: ``(model, name, value)``.
+MetricRow = tuple[str, str, float]
+
+#: ``own_scorer``'s contract: (train matrix, aligned item vectors, seed, *, times=train
+#: timestamps) -> dense scores; see :class:`moviegraph.train.scorers.OwnScorer`.
+OwnScorer = Callable[..., np.ndarray]
+
+
+@dataclass
+class EvalData:
+    """Ratings in dense positions with the protocol's three row masks."""
+
+    user_ids: np.ndarray  # sorted; user_ids[u] is the raw id of position u
+    movie_ids: np.ndarray  # the catalogue, sorted
+    u: np.ndarray
+    m: np.ndarray
+    r: np.ndarray
+    ts: np.ndarray  # rating times (seconds), aligned with u / m / r
+    is_test: np.ndarray  # ranking split
+    is_val: np.ndarray  # validation cut of the ranking split's train part
+    rated_test: np.ndarray  # rating split
+    genres: np.ndarray  # bool (n_items, n_genres)
+    genre_names: list[str] = field(default_factory=list)
+
+    @property
+    def n_users(self) -> int:
+        """Number of users (positions)."""
+        return int(self.user_ids.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        """Number of catalogue movies (positions)."""
+        return int(self.movie_ids.shape[0])
+
+    def matrix(self, mask: np.ndarray) -> sp.csr_matrix:
+        """CSR user x movie matrix of the ratings selected by ``mask`` (values = ratings)."""
+        return mt.user_item_matrix(self.u[mask], self.m[mask], self.r[mask], self.n_users,
+                                   self.n_items)
+
+    @cached_property
+    def train(self) -> sp.csr_matrix:
+        """Ranking split, train part."""
+        return self.matrix(~self.is_test)
+
+    @cached_property
+    def train_times(self) -> sp.csr_matrix:
+        """Ranking split, train part, with rating times as values (same entries as train)."""
+        tr = ~self.is_test
+        return mt.user_item_matrix(self.u[tr], self.m[tr], self.ts[tr].astype(np.float64),
+                                   self.n_users, self.n_items)
+
+    @cached_property
+    def test(self) -> sp.csr_matrix:
+        """Ranking split, test part."""
+        return self.matrix(self.is_test)
+
+    @cached_property
+    def in_train(self) -> np.ndarray:
+        """Bool (n_items,): movies with at least one train rating."""
+        return np.bincount(self.m[~self.is_test], minlength=self.n_items) > 0
+
+    @cached_property
+    def popularity(self) -> np.ndarray:
+        """Number of train ratings of each movie (ranking split)."""
+        return np.bincount(self.m[~self.is_test], minlength=self.n_items)
+
+
+def prepare(user_id: np.ndarray, movie_id: np.ndarray, rating: np.ndarray, ts: np.ndarray,
+            catalogue: np.ndarray, genre_lists: Sequence[Sequence[str]]) -> EvalData:
+    """Dense positions and the protocol's splits.
+
+    Args:
+        user_id, movie_id, rating, ts: one entry per rating (any order, unique pairs).
+        catalogue: every movie id (the ranking universe); ratings must only name these.
+        genre_lists: the genres of ``catalogue[i]``, aligned with ``catalogue``.
+    """
+    catalogue = np.asarray(catalogue, dtype=np.int64)
+    order = np.argsort(catalogue, kind="stable")
+    movie_ids = catalogue[order]
+    genre_lists = [genre_lists[i] for i in order]
+    movie_id = np.asarray(movie_id, dtype=np.int64)
+    m = np.clip(np.searchsorted(movie_ids, movie_id), 0, max(len(movie_ids) - 1, 0))
+    if movie_id.size and not np.array_equal(movie_ids[m], movie_id):
+        raise ValueError("ratings name movies missing from the movie catalogue")
+    user_ids, u = mt.index_ids(np.asarray(user_id, dtype=np.int64))
+    test = splits.ranking_split(user_id, movie_id, ts)
+    genres, names = mt.genre_matrix(genre_lists)
+    return EvalData(user_ids=user_ids, movie_ids=movie_ids, u=u, m=m.astype(np.int64),
+                    r=np.asarray(rating, dtype=np.float64),
+                    ts=np.asarray(ts, dtype=np.int64), is_test=test,
+                    is_val=splits.validation_cut(user_id, movie_id, ts, test),
+                    rated_test=splits.rating_split(user_id, movie_id), genres=genres,
+                    genre_names=names)
+
+
+def align(ids: np.ndarray, vectors: np.ndarray, universe: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``vectors`` (keyed by ``ids``) placed at their positions in sorted ``universe``.
+
+    Returns ``(aligned, has_vector)``: float32 (len(universe), d) with zero rows where an id
+    has no vector (cosine 0 with everything), and the bool mask of filled rows. Ids outside
+    the universe are ignored.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    out = np.zeros((len(universe), vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
+    has = np.zeros(len(universe), dtype=bool)
+    if len(universe) == 0 or ids.size == 0:
+        return out, has
+    pos = np.clip(np.searchsorted(universe, ids), 0, len(universe) - 1)
+    ok = universe[pos] == ids
+    out[pos[ok]] = vectors[ok]
+    has[pos[ok]] = True
+    return out, has
+
+
+class Collector:
+    """Accumulates metric rows and the seconds each part took."""
+
+    def __init__(self) -> None:
+        self.rows: list[MetricRow] = []
+        self.seconds: dict[str, float] = {}
+        self.notes: dict[str, str] = {}
+
+    def add(self, model: str, name: str, value: float) -> None:
+        """One metric value (NaN allowed: e.g. no evaluated users)."""
+        self.rows.append((model, name, float(value)))
+
+    def ranking(self, model: str, scorer: str, scores: mt.ScoreFn | np.ndarray,
+                d: EvalData, k: int, train: sp.csr_matrix | None = None) -> float:
+        """Recall@k / NDCG@k (and users@k once per model) of one scorer; returns recall."""
+        res = mt.ranking_metrics(scores, d.train if train is None else train, d.test, k=k)
+        self.add(model, f"recall@{k}:{scorer}", res.recall)
+        self.add(model, f"ndcg@{k}:{scorer}", res.ndcg)
+        if not any(r[0] == model and r[1] == f"users@{k}" for r in self.rows):
+            self.add(model, f"users@{k}", res.n_users)
+        return res.recall
+
+    def timed(self, key: str, t0: float) -> None:
+        """Record seconds since ``t0`` under ``key`` (added up)."""
+        self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+
+
+def genre_metrics(out: Collector, model: str, vectors: np.ndarray, has_vector: np.ndarray,
+                  d: EvalData, seed: int = 0) -> None:
+    """genre_p@10 of the vectors and of random vectors over the same movies (train ones)."""
+    include = has_vector & d.in_train
+    out.add(model, "genre_p@10", mt.genre_precision_at_k(vectors, d.genres, 10, include))
+    out.add(model, "genre_p@10:random", mt.random_genre_precision_at_k(
+        d.genres, dim=max(vectors.shape[1], 1), k=10, seed=seed, include=include))
+
+
+def evaluate_item_model(out: Collector, model: str, vectors: np.ndarray,
+                        has_vector: np.ndarray, d: EvalData, k: int,
+                        own: OwnScorer | None = None, seed: int = 0,
+                        prior_betas: Iterable[float] | None = None) -> None:
+    """Summed cosine, plus the model's own scorer or else the tuned popularity prior.
+
+    The prior's ``beta`` is tuned on the validation cut with these same vectors (the stage
+    has no vectors trained without the cut, unlike ``benchmarks/quality_ml100k.py``): the
+    tuning may be slightly optimistic, the test part stays untouched.
+    """
+    out.ranking(model, "cosine", mt.item_embedding_scores(vectors, d.train), d, k)
+    if own is not None:
+        out.ranking(model, "own", np.asarray(own(d.train, vectors, seed,
+                                                 times=d.train_times)), d, k)
+        return
+    from moviegraph.train.scorers import (
+        DEFAULT_BETAS,
+        PopularityScorer,
+        tune_popularity_scorer,
+    )
+
+    fit, val = d.matrix(~d.is_test & ~d.is_val), d.matrix(d.is_val)
+    tuning = tune_popularity_scorer(vectors, fit, val, prior_betas or DEFAULT_BETAS, k=k)
+    out.add(model, "prior_beta", tuning.best_beta)
+    out.ranking(model, "prior", PopularityScorer(vectors, d.train, tuning.best_beta), d, k)
+
+
+def evaluate_user_model(out: Collector, model: str, item_vectors: np.ndarray,
+                        user_vectors: np.ndarray, d: EvalData, k: int,
+                        cosine_vectors: np.ndarray | None = None) -> None:
+    """Dot product of the model's user and movie vectors (aligned; zero rows = unknown),
+    and summed cosine of ``cosine_vectors`` (default the movie vectors)."""
+    def scores(users: np.ndarray) -> np.ndarray:
+        return user_vectors[users] @ item_vectors.T
+
+    out.ranking(model, "dot", scores, d, k)
+    cos = item_vectors if cosine_vectors is None else cosine_vectors
+    out.ranking(model, "cosine", mt.item_embedding_scores(cos, d.train), d, k)
+
+
+#: Trailing bias columns of mf's written vectors per ``train.mf_biases`` layout.
+BIAS_COLUMNS = {"append": 2, "full": 3}
+
+
+def bias_layout(item_vectors: np.ndarray, has_vector: np.ndarray) -> str | None:
+    """Detect mf's written layout from the movie rows when the run notes do not say.
+
+    ``append``: movie rows ``[q, b_i, 1]`` (last column exactly 1); ``full``: ``[q, b_i, 1,
+    mu]`` (second-to-last exactly 1, last constant); None otherwise (``drop`` or no mf).
+    """
+    rows = item_vectors[has_vector]
+    if rows.shape[0] == 0 or rows.shape[1] < 3:
+        return None
+    if np.all(rows[:, -1] == 1.0):
+        return "append"
+    if rows.shape[1] >= 4 and np.all(rows[:, -2] == 1.0) and np.all(rows[:, -1] == rows[0, -1]):
+        return "full"
+    return None
+
+
+def biased_dot_rmse(item_vectors: np.ndarray, has_item: np.ndarray,
+                    user_vectors: np.ndarray, has_user: np.ndarray, global_mean: float,
+                    d: EvalData, layout: str = "append") -> float:
+    """RMSE on the rating split of mf's vectors with biases in them.
+
+    ``append``: movie ``[q, b_i, 1]``, user ``[p, 1, b_u]``, prediction ``mu + <p_u, q_i>``;
+    ``full``: movie ``[q, b_i, 1, mu]``, user ``[p, 1, b_u, 1]``, prediction ``<p_u, q_i>``.
+    A missing side contributes neither factors nor its own bias (mu + the known side's
+    bias), as the trainer predicts.
+    """
+    full = layout == "full"
+    bi_col, bu_col = (-3, -2) if full else (-2, -1)
+    t = d.rated_test
+    u, i = d.u[t], d.m[t]
+    ku, ki = has_user[u], has_item[i]
+    pred = np.full(u.shape[0], global_mean, dtype=np.float64)
+    both = ku & ki
+    dot = np.einsum("nd,nd->n", user_vectors[u[both]].astype(np.float64),
+                    item_vectors[i[both]].astype(np.float64))
+    pred[both] = dot if full else global_mean + dot
+    only_i = ki & ~ku
+    pred[only_i] += item_vectors[i[only_i], bi_col]
+    only_u = ku & ~ki
+    pred[only_u] += user_vectors[u[only_u], bu_col]
+    return mt.rmse(pred, d.r[t])
+
+
+def dense_baselines_fit(n_items: int, max_items: int) -> bool:
+    """ItemKNN and EASE hold n_items^2 floats: only when n_items <= max_items."""
+    return n_items <= max_items
+
+
+def evaluate_baselines(out: Collector, d: EvalData, k: int, which: Sequence[str],
+                       ease_lambdas: Iterable[float], max_dense_items: int = 20_000) -> None:
+    """MostPop, ItemKNN, EASE (lambda tuned on the validation cut), global mean, biases."""
+    if "mostpop" in which:
+        t0 = time.perf_counter()
+        out.ranking("baseline:mostpop", "model", bl.MostPop(d.train), d, k)
+        out.timed("baseline:mostpop", t0)
+    dense_ok = dense_baselines_fit(d.n_items, max_dense_items)
+    for name in ("itemknn", "ease"):
+        if name in which and not dense_ok:
+            out.notes[f"baseline:{name}"] = (f"skipped: {d.n_items:,} movies > "
+                                             f"evaluate.max_dense_items {max_dense_items:,}")
+    if "itemknn" in which and dense_ok:
+        t0 = time.perf_counter()
+        knn = bl.ItemKNN(d.train)
+        out.ranking("baseline:itemknn", "model", knn, d, k)
+        columns = bl.binarize(d.train).T.toarray()
+        genre_metrics(out, "baseline:itemknn", columns, d.in_train, d)
+        out.timed("baseline:itemknn", t0)
+    if "ease" in which and dense_ok:
+        t0 = time.perf_counter()
+        tuning = bl.tune_ease(d.matrix(~d.is_test & ~d.is_val), d.matrix(d.is_val),
+                              ease_lambdas, k=k)
+        out.add("baseline:ease", "lambda", tuning.best_lambda)
+        out.ranking("baseline:ease", "model", bl.EASE(d.train, tuning.best_lambda), d, k)
+        out.timed("baseline:ease", t0)
+    if "biases" in which:
+        t0 = time.perf_counter()
+        fit, test = ~d.rated_test, d.rated_test
+        gm = bl.global_mean(d.r[fit], d.n_users, d.n_items)
+        out.add("baseline:global_mean", "rmse", mt.rmse(gm.predict(d.u[test], d.m[test]),
+                                                        d.r[test]))
+        b = bl.fit_biases(d.u[fit], d.m[fit], d.r[fit], d.n_users, d.n_items)
+        out.add("baseline:biases", "rmse", mt.rmse(b.predict(d.u[test], d.m[test]), d.r[test]))
+        out.timed("baseline:biases", t0)
+    if "random" in which:
+        rand = np.random.default_rng(0).standard_normal((d.n_items, 64)).astype(np.float32)
+        out.ranking("baseline:random", "cosine", mt.item_embedding_scores(rand, d.train), d, k)
+        genre_metrics(out, "baseline:random", rand, d.in_train, d)
+
+
+@dataclass(frozen=True)
+class SkipGramSettings:
+    """The settings gensim's Word2Vec shares with the project's node2vec trainer."""
+
+    dim: int = 64
+    window: int = 5
+    negative: int = 5
+    sample: float = 1e-3
+    epochs: int = 5
+    alpha: float = 0.025
+    seed: int = 42
+
+
+def gensim_vectors(walks: np.ndarray, s: SkipGramSettings, workers: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """gensim skip-gram (negative sampling) on walks of movie ids (-1 padded).
+
+    Returns ``(movie_ids, vectors)``, ids ascending. Raises ImportError without gensim.
+    """
+    import logging
+
+    from gensim.models import Word2Vec
+
+    # gensim logs every epoch at INFO: keep the stage's one-screen output readable.
+    gensim_log = logging.getLogger("gensim")
+    level = gensim_log.level
+    gensim_log.setLevel(logging.WARNING)
+    try:
+        return _word2vec(Word2Vec, walks, s, workers)
+    finally:
+        gensim_log.setLevel(level)
+
+
+def _word2vec(word2vec: type, walks: np.ndarray, s: SkipGramSettings, workers: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    walks = np.asarray(walks)
+    # gensim wants lists of string tokens: one list per walk, once (no per-token Python
+    # work beyond this conversion, which gensim itself would do anyway).
+    sentences = [[str(t) for t in row[row >= 0].tolist()] for row in walks]
+    w2v = word2vec(sentences, vector_size=s.dim, window=s.window, sg=1, hs=0,
+                   negative=s.negative, sample=s.sample, epochs=s.epochs, alpha=s.alpha,
+                   min_alpha=min(1e-4, s.alpha), min_count=1, workers=workers, seed=s.seed)
+    keys = w2v.wv.index_to_key
+    ids = np.array([int(key) for key in keys], dtype=np.int64)
+    vectors = np.asarray(w2v.wv.vectors, dtype=np.float32)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], vectors[order]
+
+
+def fidelity_graph(n: int = 50, density: float = 0.12, seed: int = 3):
+    """The fixed small weighted graph of the walk-fidelity metric (Erdős–Rényi, log-normal)."""
+    from moviegraph.walks.csr import CSRGraph
+
+    rng = np.random.default_rng(seed)
+    iu, ju = np.triu_indices(n, k=1)
+    keep = rng.random(len(iu)) < density
+    w = rng.lognormal(0.0, 1.0, int(keep.sum()))
+    return CSRGraph.from_edges(iu[keep], ju[keep], w, n)
+
+
+def walk_fidelity(out: Collector, p: float, q: float, seed: int, rounds: int = 300,
+                  length: int = 40) -> float:
+    """Chi-square of the walk kernel against exact node2vec probabilities; returns p-value."""
+    from moviegraph.walks.exact import transition_chi_square
+    from moviegraph.walks.kernel import random_walks
+
+    g = fidelity_graph()
+    starts = np.repeat(np.arange(g.num_nodes), rounds)
+    rnds = np.tile(np.arange(rounds), g.num_nodes)
+    walks = random_walks(g, starts, rnds, length, p, q, seed, num_threads=1)
+    chi2, dof, pval = transition_chi_square(walks, g, p, q)
+    tag = f"[p={p:g},q={q:g}]"
+    out.add("walks", f"chi2{tag}", chi2)
+    out.add("walks", f"dof{tag}", dof)
+    out.add("walks", f"p_value{tag}", pval)
+    return pval
