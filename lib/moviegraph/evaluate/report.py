@@ -207,8 +207,11 @@ def _is_quality_metric(name: str) -> bool:
 def _curves_section(curves: dict[str, ModelCurves]) -> str:
     if not curves:
         return '<p class="muted">No training history for these runs.</p>'
-    charts = []
+    charts, closed_form = [], []
     for j, (model, c) in enumerate(curves.items()):
+        if not np.isfinite(np.asarray(c.train_loss, dtype=np.float64)).any():
+            closed_form.append(model)  # fitted in closed form (edlae): no loss curve
+            continue
         series = {"train loss": (np.asarray(c.epochs) + 1, np.asarray(c.train_loss))}
         charts.append(ch.line_chart(f"chart-loss-{j}", series, f"{model}: training loss",
                                     "epoch", "loss"))
@@ -218,7 +221,9 @@ def _curves_section(curves: dict[str, ModelCurves]) -> str:
         if extra:
             charts.append(ch.line_chart(f"chart-val-{j}", extra, f"{model}: epoch metrics",
                                         "epoch", "value"))
-    return f'<div class="charts">{"".join(charts)}</div>'
+    note = (f'<p class="muted">No loss curve (fitted in closed form): '
+            f'{html.escape(", ".join(closed_form))}.</p>' if closed_form else "")
+    return f'<div class="charts">{"".join(charts)}</div>{note}'
 
 
 def _neighbour_section(lists: Sequence[NeighbourList]) -> str:
