@@ -353,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(fmt_row("moviegraph kernel", pq, t, r), flush=True)
             for mode in ("SparseOTF", "PreComp"):
                 for t in threads_list:
-                    if not have_peer:
+                    if a.skip_pecanpy:
+                        r = {"skipped": "--skip-pecanpy"}
+                    elif not have_peer:
                         r = {"skipped": "no .venv-bench (run benchmarks/setup_peers.sh)"}
                     elif mode == "PreComp" and precomp_gb > a.precomp_max_gb:
                         r = {"skipped": f"tables need {precomp_gb:.1f} GiB > --precomp-max-gb"}
