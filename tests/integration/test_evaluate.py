@@ -157,7 +157,9 @@ def test_report_file_has_sections_and_no_external_resources(evaluated):
     assert "<th>Star Wars</th>" in text and "<th>Toy Story</th>" in text  # queries found
     assert 'id="chart-tsne"' in text and 'id="chart-degree"' in text
     # Every model: a loss curve and a norm scatter.
-    assert len(re.findall(r'id="chart-loss-\d+"', text)) == len(MODELS)
+    # A loss curve per model trained by epochs; edlae (closed form) gets a line of text.
+    assert len(re.findall(r'id="chart-loss-\d+"', text)) == len(MODELS) - 1
+    assert "No loss curve (fitted in closed form): edlae" in text
     assert len(re.findall(r'id="chart-norm-\d+"', text)) == len(MODELS)
 
 
@@ -166,7 +168,7 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
     html_path = reports / f"{run_id}.html"
     dom, shot = render_in_chromium(html_path, tmp_path)
     expected = len(re.findall(r'<svg class="chart"', html_path.read_text()))
-    assert expected >= 1 + 2 * len(MODELS) + 1  # degree, loss + norm per model, map
+    assert expected >= 1 + 2 * len(MODELS)  # degree, loss (not edlae) + norm per model, map
     body = re.search(r"<body([^>]*)>", dom).group(1)
     rendered = int(re.search(r'data-charts-rendered="(\d+)"', body).group(1))
     assert int(re.search(r'data-charts-expected="(\d+)"', body).group(1)) == expected

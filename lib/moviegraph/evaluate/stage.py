@@ -155,12 +155,7 @@ def stage_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRu
     out = pr.Collector()
     user_emb = wh.read("user_embeddings") if wh.exists("user_embeddings") else None
     train_notes = _train_notes(wh, set(runs.values()))
-    from moviegraph.train import scorers
-
-    own_scorer = getattr(scorers, "own_scorer", None) if ec.own_scorers else None
-    if own_scorer is None and ec.own_scorers:
-        out.notes["own scorers"] = ("moviegraph.train.scorers.own_scorer is missing: item "
-                                    "models get the tuned popularity prior instead")
+    from moviegraph.train.scorers import own_scorer
 
     cosine_vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for model, run_id in runs.items():
@@ -176,11 +171,10 @@ def stage_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRu
         out.add(model, "movies", int(has.sum()))
         user_vectors = None
         if user_emb is not None:
-            users = user_emb.where(of_run)
-            if users.limit(1).collect():
-                uids, uvec = vectors_of(users, "user_id")
+            uids, uvec = vectors_of(user_emb.where(of_run), "user_id")  # one collect
+            if len(uids):
                 user_vectors, has_user = pr.align(uids, uvec, d.user_ids)
-        own = own_scorer(model) if own_scorer is not None else None
+        own = own_scorer(model) if ec.own_scorers else None
         if user_vectors is not None:
             pr.evaluate_user_model(out, model, vectors, user_vectors, d, k, cos)
             if own is not None:
