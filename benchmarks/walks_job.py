@@ -115,13 +115,14 @@ def npz_edges(spark, wh, path: Path) -> None:
 
 def edges_npz(wh, path: Path) -> None:
     """The edges table as walk_kernel.py's --npz input (tokens, like the stage's CSR)."""
-    from moviegraph.walks.vocab import canonical_edges, tokens_of, vertex_ids
+    from moviegraph.walks.vocab import build_graph
 
     t = wh.read("edges").select("src", "dst", "weight").toArrow()
-    src, dst, w = canonical_edges(t.column("src").to_numpy(), t.column("dst").to_numpy(),
-                                  t.column("weight").to_numpy(), directed=False)
-    ids = vertex_ids(src, dst)
-    np.savez(path, src=tokens_of(ids, src), dst=tokens_of(ids, dst), weight=w,
+    g, ids = build_graph(t.column("src").to_numpy(), t.column("dst").to_numpy(),
+                         t.column("weight").to_numpy(), directed=False)
+    src = np.repeat(np.arange(g.num_nodes, dtype=np.int32), np.diff(g.indptr))
+    once = src <= g.indices  # each undirected edge once
+    np.savez(path, src=src[once], dst=g.indices[once], weight=g.weights[once],
              num_nodes=len(ids))
 
 
@@ -140,7 +141,8 @@ def run_job(spark, wh, mode: str, a: argparse.Namespace) -> str:
     return (f"| walks stage, {mode} | {a.p:g},{a.q:g} | {a.master} | "
             f"{r.steps / r.walk_seconds:,.0f} | {r.steps / total:,.0f} | {r.steps:,} | "
             f"{r.walk_seconds:.1f} | {total:.1f} | {mem.peak / 2**20:,.0f} MiB | "
-            f"{load0:.1f}/{os.getloadavg()[0]:.1f} |")
+            f"{load0:.1f}/{os.getloadavg()[0]:.1f} | "
+            + ", ".join(f"{k} {v:.1f}" for k, v in r.phases.items()) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                      if a.peers or "recipe Python" not in ln]
             print("\n".join(lines) or out.stderr[-2000:], flush=True)
             print("\n| job | p,q | master | walk-phase steps/s | stage steps/s | steps "
-                  "| walk s | stage s | peak RSS (tree) | load before/after |")
-            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+                  "| walk s | stage s | peak RSS (tree) | load before/after | phases (s) |")
+            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
             for mode in a.modes.split(","):
                 for rep in range(a.repeat):  # the first run in a session pays JIT/worker start
                     line = run_job(spark, wh, mode, a)

@@ -23,6 +23,7 @@ from moviegraph.walks.broadcast import broadcast_walks
 from moviegraph.walks.csr import CSRGraph
 from moviegraph.walks.exact import transition_chi_square
 from moviegraph.walks.partitioned import partitioned_walks
+from moviegraph.walks.ship import SharedFiles, SparkBroadcast
 from moviegraph.walks.spark import choose_mode, generate_walks
 from moviegraph.walks.vocab import build_graph
 
@@ -83,20 +84,31 @@ def walk(warehouse, **overrides):
     return result, mat, rows
 
 
-def direct(spark, name, mode, partitions=2, directed=False, **kw):
-    """Walks of graph ``name`` from the mode's Spark function (no tables), by walk id."""
+def direct(spark, name, mode, partitions=2, directed=False, ship="files", **kw):
+    """Walks of graph ``name`` from the mode's Spark function (no tables), by walk id.
+
+    Broadcast mode ships the graph as memory-mapped files (what local masters use) or, with
+    ``ship="broadcast"``, as a Spark broadcast variable (what clusters use)."""
     src, dst, w, _ = GRAPHS[name]() if isinstance(name, str) else name
     graph, mids = build_graph(movie_id(src), movie_id(dst), w, directed)
     args = (kw["num_walks"], kw["walk_length"], kw["p"], kw["q"], kw["seed"], partitions)
     if mode == "broadcast":
-        df = broadcast_walks(spark, graph, mids, *args)
+        shipped = (SharedFiles(graph, mids, None) if ship == "files"
+                   else SparkBroadcast(spark, graph, mids))
+        rows = broadcast_walks(spark, graph, shipped, *args).orderBy("walk_id").toArrow()
+        shipped.release()
+        return _matrix(rows.to_pylist(), kw["walk_length"])
     else:
         edges = spark.createDataFrame(
             [(int(a), int(b), float(c)) for a, b, c in
              zip(movie_id(src), movie_id(dst), w, strict=True)], "src int, dst int, weight double")
         df = partitioned_walks(spark, edges, mids, *args, directed=directed)
-    rows = df.orderBy("walk_id").toArrow().to_pylist()
-    mat = np.full((len(rows), kw["walk_length"]), -1, dtype=np.int64)
+    return _matrix(df.orderBy("walk_id").toArrow().to_pylist(), kw["walk_length"])
+
+
+def _matrix(rows, walk_length):
+    """(walks as a -1 padded token matrix, rows)."""
+    mat = np.full((len(rows), walk_length), -1, dtype=np.int64)
     for i, r in enumerate(rows):
         mat[i, :len(r["path"])] = token_of(np.array(r["path"]))
     return mat, rows
@@ -166,7 +178,9 @@ def test_same_walks_for_any_partitioning_and_rerun(warehouse):
     _, _, seventeen = walk(warehouse, partitions=17, **kw)
     _, _, again = walk(warehouse, partitions=1, **kw)
     _, three = direct(warehouse.spark, "random50", "broadcast", partitions=3, **kw)
-    assert one == seventeen == again == three
+    _, spark_broadcast = direct(warehouse.spark, "random50", "broadcast", partitions=3,
+                                ship="broadcast", **kw)
+    assert one == seventeen == again == three == spark_broadcast
     _, other_seed = direct(warehouse.spark, "random50", "broadcast", partitions=3,
                            **{**kw, "seed": 43})
     assert [r["path"] for r in other_seed] != [r["path"] for r in one]
@@ -180,10 +194,13 @@ def test_same_walks_for_any_partitioning_and_rerun(warehouse):
         assert r["path"][0] == r["start"] and len(r["path"]) == 15
 
 
-def test_vocab_tokens_and_counts(warehouse):
+@pytest.mark.parametrize("mode,partitions", [("broadcast", 3), ("partitioned", 2)])
+def test_vocab_tokens_and_counts(warehouse, mode, partitions):
+    """The walk tasks' own token counts (an accumulator) equal a count of the written walks."""
     src, dst, w, _ = random_weighted(30, 0.2, seed=8)
     write_edges(warehouse, src, dst, w)
-    result, _, rows = walk(warehouse, num_walks=3, walk_length=10)
+    result, _, rows = walk(warehouse, num_walks=3, walk_length=10, mode=mode,
+                           partitions=partitions)
     vocab = warehouse.read("vocab").orderBy("token").toArrow().to_pylist()
     vertices = sorted(set(movie_id(src).tolist()) | set(movie_id(dst).tolist()))
     assert [v["token"] for v in vocab] == list(range(len(vertices)))

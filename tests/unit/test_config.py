@@ -31,8 +31,14 @@ def test_default_toml_is_the_rendered_one():
 
 
 def test_profiles_load():
-    for name in ("default", "local", "cluster"):
+    for name in ("default", "local", "cluster", "large"):
         config.load([PROJECT_ROOT / "conf" / f"{name}.toml"])
+    # The large profile changes nothing up to the walks: a 25M run resumed with it (or
+    # without it) skips the graph stages already done.
+    local = config.load([PROJECT_ROOT / "conf" / "local.toml"])
+    large = config.load([PROJECT_ROOT / "conf" / "large.toml"])
+    for section in ("spark", "ingest", "pairs", "edges", "walks", "similar"):
+        assert getattr(local, section) == getattr(large, section), section
 
 
 @pytest.mark.parametrize("override, message", [

@@ -83,3 +83,22 @@ def test_conflicting_repeats_found_in_any_order():
     bad[3] = 1.5
     with pytest.raises(EdgeListError, match="5-9 is stored with different weights"):
         build_graph(src, dst, bad, directed=False)
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_repeats_merged_like_the_dict_reference(directed):
+    """Every edge listed once, twice or in both orientations: the graph of the dict."""
+    rng = np.random.default_rng(2)
+    src, dst, w = _random_edges(rng, 60, 400)
+    again = rng.random(len(src)) < 0.3  # repeated as stored
+    flip = rng.random(len(src)) < 0.3  # repeated the other way round (undirected only)
+    src2 = np.concatenate([src, src[again], dst[flip] if not directed else src[flip]])
+    dst2 = np.concatenate([dst, dst[again], src[flip] if not directed else dst[flip]])
+    w2 = np.concatenate([w, w[again], w[flip]])
+    order = rng.permutation(len(src2))
+    graph, ids = build_graph(src2[order], dst2[order], w2[order], directed)
+    adj = _adjacency(src, dst, w, directed)
+    for tok, v in enumerate(ids.tolist()):
+        row = slice(graph.indptr[tok], graph.indptr[tok + 1])
+        assert ids[graph.indices[row]].tolist() == sorted(adj[v])
+        assert graph.weights[row].tolist() == [adj[v][u] for u in sorted(adj[v])]

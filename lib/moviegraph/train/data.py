@@ -18,14 +18,16 @@ import pyarrow as pa
 from moviegraph.tables import Warehouse
 
 
-def read_arrow(wh: Warehouse, name: str, columns: list[str] | None = None) -> pa.Table:
-    """The whole table as Arrow (delta-rs when possible, Spark otherwise)."""
+def read_arrow(wh: Warehouse, name: str, columns: list[str] | None = None,
+               version: int | None = None) -> pa.Table:
+    """The whole table (at ``version``, default the latest) as Arrow: delta-rs when it can
+    read the table, Spark otherwise."""
     try:
         from deltalake import DeltaTable
 
-        return DeltaTable(wh.path(name)).to_pyarrow_table(columns=columns)
+        return DeltaTable(wh.path(name), version=version).to_pyarrow_table(columns=columns)
     except Exception:  # not reachable or not supported by delta-rs: let Spark read it
-        df = wh.read(name)
+        df = wh.read(name, version)
         return (df.select(*columns) if columns else df).toArrow()
 
 

@@ -218,10 +218,16 @@ class TowerResult:
         """Tower outputs of every user, with a constant 1 column matching
         :meth:`item_vectors` (so ``user . item`` is the score)."""
         self.model.eval()
+        parts = []
+        # Blocks of users: the dense inputs of every user at once would be users x movies.
+        step = max(1, 2**24 // max(1, self.inputs.shape[1]))
         with torch.no_grad():
-            x = torch.as_tensor(self.inputs.toarray(), device=self.model.items.device)
-            u = self.model.user_vectors(x)
-            return torch.cat([u, torch.ones(len(u), 1, device=u.device)], 1).cpu().numpy()
+            for s in range(0, self.inputs.shape[0], step):
+                x = torch.as_tensor(self.inputs[s : s + step].toarray(),
+                                    device=self.model.items.device)
+                u = self.model.user_vectors(x)
+                parts.append(torch.cat([u, torch.ones(len(u), 1, device=u.device)], 1).cpu())
+        return torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
 
     def item_vectors(self) -> np.ndarray:
         """Item side of the score (frozen unit vectors, or ``e + MLP(e)``) with the learned

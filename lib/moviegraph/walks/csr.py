@@ -13,6 +13,15 @@ import numpy as np
 from numba import njit
 
 
+class RepeatConflict(ValueError):
+    """The same (src, dst) entry appears with two different weights."""
+
+    def __init__(self, src: int, dst: int, weight_a: float, weight_b: float) -> None:
+        super().__init__(f"entry {src}->{dst} is listed with different weights "
+                         f"({weight_a!r} and {weight_b!r})")
+        self.src, self.dst, self.weights = src, dst, (weight_a, weight_b)
+
+
 @dataclass(frozen=True)
 class CSRGraph:
     """A weighted graph in CSR form.
@@ -37,6 +46,7 @@ class CSRGraph:
         weight: np.ndarray,
         num_nodes: int,
         directed: bool = False,
+        merge_repeats: bool = False,
     ) -> CSRGraph:
         """Build a CSR graph from an edge list.
 
@@ -45,10 +55,14 @@ class CSRGraph:
             weight: edge weights, finite and strictly positive.
             num_nodes: number of nodes (ids without edges become isolated nodes).
             directed: if False, each edge is stored in both directions.
+            merge_repeats: keep a repeated (src, dst) entry once when every repeat has the
+                same weight (an undirected edge may then be listed in either orientation
+                or both); repeats with different weights still raise.
 
         Raises:
             ValueError: on mismatched lengths, ids out of range, bad weights, or duplicate
-                (src, dst) pairs (after symmetrisation when undirected).
+                (src, dst) pairs (after symmetrisation when undirected); with
+                ``merge_repeats``, ``RepeatConflict`` for repeats with different weights.
         """
         src = np.asarray(src)
         dst = np.asarray(dst)
@@ -90,8 +104,14 @@ class CSRGraph:
             weight = np.concatenate([weight[~loop], weight])
 
         # O(edges) in numba: a counting sort by row, then each (short) row sorted by id.
-        indptr, indices, weight, n_dup, first_dup = _rows_sorted(src, dst, weight, num_nodes)
-        if n_dup:
+        indptr, indices, weight, n_dup, first_dup, conflict = _rows_sorted(
+            src, dst, weight, num_nodes)
+        if n_dup and merge_repeats:
+            v, u, w1, w2 = conflict
+            if v >= 0:
+                raise RepeatConflict(int(v), int(u), float(w1), float(w2))
+            indptr, indices, weight = _drop_repeats(indptr, indices, weight)
+        elif n_dup:
             s_, d_ = first_dup
             kind = "directed" if directed else "undirected (each pair counts both ways)"
             raise ValueError(
@@ -145,7 +165,8 @@ def _rows_sorted(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, num_nodes
     """CSR arrays of the entries ``(src, dst, weight)``: rows by ``src``, ids ascending.
 
     Returns ``(indptr, indices, weights, duplicate count, (src, dst) of the first
-    duplicate)``. A counting sort places the entries in their rows (linear), then each
+    duplicate, (src, dst, weight, other weight) of the first repeat with a different
+    weight or all -1)``. A counting sort places the entries in their rows (linear), then each
     row is sorted on its own -- rows are short, and usually already sorted when the
     entries arrive in ``(src, dst)`` order, which is checked first.
     """
@@ -166,6 +187,7 @@ def _rows_sorted(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, num_nodes
     n_dup = 0
     dup_src = -1
     dup_dst = -1
+    conflict = (-1, -1, 0.0, 0.0)
     for v in range(num_nodes):
         a, b = indptr[v], indptr[v + 1]
         ordered = True
@@ -182,4 +204,25 @@ def _rows_sorted(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, num_nodes
                 if n_dup == 0:
                     dup_src, dup_dst = v, indices[j]
                 n_dup += 1
-    return indptr, indices, out_w, n_dup, (dup_src, dup_dst)
+                if conflict[0] < 0 and out_w[j] != out_w[j - 1]:
+                    conflict = (v, indices[j], out_w[j - 1], out_w[j])
+    return indptr, indices, out_w, n_dup, (dup_src, dup_dst), conflict
+
+
+@njit(cache=True)
+def _drop_repeats(indptr: np.ndarray, indices: np.ndarray, weight: np.ndarray):
+    """The CSR arrays with each run of equal ids in a row kept once (rows already sorted)."""
+    n = len(indptr) - 1
+    new_ptr = np.zeros(n + 1, dtype=np.int64)
+    keep = np.empty(len(indices), dtype=np.int32)
+    new_w = np.empty(len(indices), dtype=np.float64)
+    k = 0
+    for v in range(n):
+        for j in range(indptr[v], indptr[v + 1]):
+            if j > indptr[v] and indices[j] == indices[j - 1]:
+                continue
+            keep[k] = indices[j]
+            new_w[k] = weight[j]
+            k += 1
+        new_ptr[v + 1] = k
+    return new_ptr, keep[:k].copy(), new_w[:k].copy()

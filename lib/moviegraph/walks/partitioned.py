@@ -20,6 +20,7 @@ from functools import reduce
 
 import numpy as np
 import pyarrow as pa
+from pyspark import Accumulator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -88,11 +89,13 @@ def adjacency(spark: SparkSession, edges: DataFrame, movie_ids: np.ndarray, dire
 
 def partitioned_walks(spark: SparkSession, edges: DataFrame, movie_ids: np.ndarray,
                       num_walks: int, walk_length: int, p: float, q: float, seed: int,
-                      partitions: int, directed: bool = False) -> DataFrame:
+                      partitions: int, directed: bool = False,
+                      counts: Accumulator | None = None) -> DataFrame:
     """The walks DataFrame ``walk_id, start, round, path`` computed in partitioned mode.
 
     ``edges`` holds ``src, dst, weight`` in movie ids; ``movie_ids`` is the sorted token ->
     movie id table. Steps run eagerly (one Spark job each); the result is checkpointed.
+    The final (lazy) conversion adds its walks' token counts to ``counts`` when given.
     """
     num_nodes = len(movie_ids)
     parts = max(1, partitions)
@@ -165,12 +168,18 @@ def partitioned_walks(spark: SparkSession, edges: DataFrame, movie_ids: np.ndarr
     mids = spark.sparkContext.broadcast(np.asarray(movie_ids, dtype=np.int32))
 
     def to_walks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from moviegraph.walks.counts import tally
+
         ids_of = mids.value
+        seen = np.zeros(num_nodes, dtype=np.int64)
         for b in batches:
             off, path = list_parts(b.column("path"))
             lengths = np.diff(off)
             mat = np.full((len(lengths), walk_length), -1, dtype=np.int32)
             mat[np.arange(walk_length) < lengths[:, None]] = path
+            seen += tally(mat, num_nodes)
             yield walks_batch(b.column("walk_id").to_numpy(), mat, ids_of)
+        if counts is not None:
+            counts.add(seen)
 
     return walkers.select("walk_id", "path").mapInArrow(to_walks, WALKS_DDL)

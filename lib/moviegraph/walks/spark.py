@@ -1,7 +1,7 @@
 """The ``walks`` stage: ``edges`` -> ``walks`` and ``vocab`` tables, in one of two modes.
 
-- broadcast: the driver reads ``edges`` as Arrow, builds the CSR over tokens and
-  broadcasts it; tasks walk their share of the starts (``broadcast.py``).
+- broadcast: the driver reads ``edges`` as Arrow, builds the CSR over tokens and ships
+  it (``ship.py``); tasks walk their share of the starts (``broadcast.py``).
 - partitioned: adjacency lists stay distributed; walkers are joined with them step by
   step (``partitioned.py``). Same walks, walk for walk.
 
@@ -10,7 +10,8 @@ and below half of one task's share of executor (and driver) memory, since every 
 worker holds its own copy. The choice and its reason are logged and recorded.
 
 The ``vocab`` table (token, movie_id, count) follows the walks: tokens are the vertices in
-ascending movie-id order, counts are occurrences in the walks (the trainer's unigram table).
+ascending movie-id order, counts are occurrences in the walks (the trainer's unigram table),
+tallied by the walk tasks as they write (``counts.py``), so the walks are never read back.
 """
 
 from __future__ import annotations
@@ -18,21 +19,23 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from moviegraph.config import WalksConfig
 from moviegraph.errors import InputError
 from moviegraph.runs import StageRun, input_versions
-from moviegraph.walks.batches import list_parts
+from moviegraph.train.data import read_arrow
 from moviegraph.walks.broadcast import broadcast_walks
+from moviegraph.walks.counts import token_counter
 from moviegraph.walks.partitioned import partitioned_walks
-from moviegraph.walks.vocab import EdgeListError, build_graph, csr_nbytes, token_counts
+from moviegraph.walks.ship import ship_graph
+from moviegraph.walks.vocab import EdgeListError, build_graph, csr_nbytes
 
 log = logging.getLogger("moviegraph")
 
@@ -53,6 +56,7 @@ class WalksResult:
     steps: int
     walk_seconds: float
     versions: dict[str, int]
+    phases: dict[str, float]  # seconds per phase: read, build, walk+write, vocab
 
     def summary(self, cfg: WalksConfig) -> str:
         """One screen of what happened."""
@@ -66,6 +70,7 @@ class WalksResult:
             f"p={cfg.p:g} q={cfg.q:g} seed={cfg.seed}",
             f"  {self.steps:,} steps in {self.walk_seconds:.1f}s = {rate:,.0f} steps/s "
             f"(walks written, end to end)",
+            "  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items()),
             f"  tables: walks v{self.versions['walks']}, vocab v{self.versions['vocab']}",
         ])
 
@@ -118,33 +123,13 @@ def _vertex_ids(edges: DataFrame) -> np.ndarray:
     return np.sort(ids.column("v").to_numpy()).astype(np.int32)
 
 
-def vocab_frame(spark: SparkSession, walks: DataFrame, movie_ids: np.ndarray
-                ) -> tuple[DataFrame, int]:
-    """``vocab(token, movie_id, count)`` and the total count (nodes in all walks).
-
-    Each task bincounts its walks; the driver sums one array per task (one int64 per
-    vertex), so no row per step ever exists.
-    """
-    mids = spark.sparkContext.broadcast(np.asarray(movie_ids, dtype=np.int32))
+def vocab_frame(spark: SparkSession, counts: np.ndarray, movie_ids: np.ndarray) -> DataFrame:
+    """``vocab(token, movie_id, count)`` from the walk tasks' token counts."""
     n = len(movie_ids)
-
-    def partial_counts(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        ids = mids.value
-        total = np.zeros(n, dtype=np.int64)
-        for b in batches:
-            _, values = list_parts(b.column(0))
-            total += token_counts(values.astype(np.int64), ids)
-        nz = np.flatnonzero(total)
-        yield pa.RecordBatch.from_arrays([pa.array(nz.astype(np.int32)), pa.array(total[nz])],
-                                         names=["token", "count"])
-
-    parts = walks.select("path").mapInArrow(partial_counts, "token int, count long").toArrow()
-    counts = np.zeros(n, dtype=np.int64)
-    np.add.at(counts, parts.column("token").to_numpy(), parts.column("count").to_numpy())
     table = pa.table({"token": pa.array(np.arange(n, dtype=np.int32)),
                       "movie_id": pa.array(np.asarray(movie_ids, dtype=np.int32)),
-                      "count": pa.array(counts)})
-    return spark.createDataFrame(table), int(counts.sum())
+                      "count": pa.array(np.asarray(counts, dtype=np.int64))})
+    return spark.createDataFrame(table)
 
 
 def generate_walks(spark: SparkSession, wh, cfg: WalksConfig,
@@ -176,35 +161,57 @@ def generate_walks(spark: SparkSession, wh, cfg: WalksConfig,
     log.info("walks: %s mode (%s)", mode, reason)
 
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+    shipped = None
     try:
         if mode == "broadcast":
-            table = edges.toArrow()
+            # delta-rs reads the files straight into Arrow on the driver (Spark otherwise).
+            table = read_arrow(wh, "edges", ["src", "dst", "weight"], inputs["edges"])
+            table = table.filter(pc.not_equal(table.column("weight"), 0.0))
+            phases["read edges"] = time.perf_counter() - t0
             graph, movie_ids = build_graph(table.column("src").to_numpy(),
                                            table.column("dst").to_numpy(),
                                            table.column("weight").to_numpy(), cfg.directed)
             del table
+            t1 = time.perf_counter()
+            phases["build graph"] = t1 - t0 - phases["read edges"]
             estimate = graph.nbytes
-            df = broadcast_walks(spark, graph, movie_ids, cfg.num_walks, cfg.walk_length,
-                                 cfg.p, cfg.q, cfg.seed, parts, threads)
+            shipped = ship_graph(spark, graph, movie_ids)
+            phases["ship graph"] = time.perf_counter() - t1
+            counter = token_counter(spark.sparkContext, len(movie_ids))
+            df = broadcast_walks(spark, graph, shipped, cfg.num_walks, cfg.walk_length,
+                                 cfg.p, cfg.q, cfg.seed, parts, threads, counter)
         else:
             movie_ids = _vertex_ids(edges)
             if len(movie_ids) == 0:
                 raise EdgeListError("every edge has weight 0: no graph to walk")
             estimate = csr_nbytes(len(movie_ids), entries)
+            counter = token_counter(spark.sparkContext, len(movie_ids))
             df = partitioned_walks(spark, edges, movie_ids, cfg.num_walks, cfg.walk_length,
-                                   cfg.p, cfg.q, cfg.seed, parts, cfg.directed)
+                                   cfg.p, cfg.q, cfg.seed, parts, cfg.directed, counter)
+        t1 = time.perf_counter()
         walks_version = wh.write("walks", df)
+        phases["walk + write"] = time.perf_counter() - t1
     except (EdgeListError, ValueError) as exc:
         raise InputError(f"edges v{inputs['edges']}: {exc}") from None
+    finally:
+        if shipped is not None:
+            shipped.release()
     walk_seconds = time.perf_counter() - t0
 
-    vocab, counts = vocab_frame(spark, wh.read("walks", walks_version), movie_ids)
-    vocab_version = wh.write("vocab", vocab)
+    counts = counter.value
     num_walks = len(movie_ids) * cfg.num_walks
+    if int(counts.sum()) < num_walks:  # every walk holds its start at least
+        raise RuntimeError(f"walks: the walk tasks reported {int(counts.sum()):,} nodes for "
+                           f"{num_walks:,} walks; token counts were lost")
+    t1 = time.perf_counter()
+    vocab_version = wh.write("vocab", vocab_frame(spark, counts, movie_ids))
+    phases["vocab"] = time.perf_counter() - t1
     result = WalksResult(mode=mode, reason=reason, num_nodes=len(movie_ids),
                          num_edges=num_edges, csr_bytes=estimate, walks=num_walks,
-                         steps=counts - num_walks, walk_seconds=walk_seconds,
-                         versions={"walks": walks_version, "vocab": vocab_version})
+                         steps=int(counts.sum()) - num_walks, walk_seconds=walk_seconds,
+                         versions={"walks": walks_version, "vocab": vocab_version},
+                         phases={k: round(v, 3) for k, v in phases.items()})
     if run is not None:
         run.inputs.update(inputs)
         run.outputs.update(result.versions)
@@ -213,7 +220,7 @@ def generate_walks(spark: SparkSession, wh, cfg: WalksConfig,
             "mode": mode, "mode_reason": reason, "p": cfg.p, "q": cfg.q, "seed": cfg.seed,
             "num_walks": cfg.num_walks, "walk_length": cfg.walk_length,
             "directed": cfg.directed, "partitions": parts, "csr_bytes": estimate,
-            "walk_seconds": round(walk_seconds, 3),
+            "walk_seconds": round(walk_seconds, 3), "phase_seconds": result.phases,
             "steps_per_second": round(result.steps / walk_seconds, 1) if walk_seconds else None,
         })
     return result

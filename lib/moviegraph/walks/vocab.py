@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moviegraph.walks.csr import CSRGraph
+from moviegraph.walks.csr import CSRGraph, RepeatConflict
 
 
 class EdgeListError(ValueError):
@@ -57,46 +57,13 @@ def tokens_of(movie_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return tok.astype(np.int32)
 
 
-def canonical_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, directed: bool
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One row per edge, as ``CSRGraph.from_edges`` wants it.
-
-    Undirected: an edge may be stored once (either orientation) or both ways with the same
-    weight; it is kept once as ``(min, max)``. Directed: exact repeats of ``(src, dst)``
-    with the same weight are kept once. Repeats with different weights are ambiguous and
-    raise ``EdgeListError``.
-    """
-    src = np.asarray(src, dtype=np.int64)
-    dst = np.asarray(dst, dtype=np.int64)
-    weight = np.asarray(weight, dtype=np.float64)
-    if not directed:
-        src, dst = np.minimum(src, dst), np.maximum(src, dst)
-    if len(src) > 1:
-        if min(src.min(), dst.min()) >= 0 and max(src.max(), dst.max()) < 2**31:
-            key = (src << 32) | dst  # one int64 key: sorting it orders by (src, dst)
-            if (key[1:] < key[:-1]).any():  # tables are usually written in this order
-                order = np.argsort(key)
-                src, dst, weight = src[order], dst[order], weight[order]
-        else:
-            order = np.lexsort((dst, src))
-            src, dst, weight = src[order], dst[order], weight[order]
-        # Repeats of a pair are adjacent now; any two unequal weights among them conflict.
-        same_pair = (src[1:] == src[:-1]) & (dst[1:] == dst[:-1])
-        conflict = same_pair & (weight[1:] != weight[:-1])
-        if conflict.any():
-            i = int(np.flatnonzero(conflict)[0])
-            raise EdgeListError(
-                f"edge {src[i]}-{dst[i]} is stored with different weights "
-                f"({weight[i]!r} and {weight[i + 1]!r}); the edges table must hold one weight "
-                f"per {'pair' if not directed else 'directed pair'}")
-        keep = np.concatenate([[True], ~same_pair])
-        src, dst, weight = src[keep], dst[keep], weight[keep]
-    return src, dst, weight
-
-
 def build_graph(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, directed: bool
                 ) -> tuple[CSRGraph, np.ndarray]:
     """CSR graph over tokens plus the token -> movie id array, from movie-id edges.
+
+    An undirected edge may be stored once (either orientation) or both ways with the same
+    weight; a directed one may repeat with the same weight. Linear time: no global sort,
+    repeats are found (and merged, or reported) inside the CSR's rows.
 
     Raises:
         EdgeListError: no edges, or conflicting duplicate edges.
@@ -105,19 +72,22 @@ def build_graph(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, directed: 
     if len(src) == 0:
         raise EdgeListError("the edges table is empty: no graph to walk (check edges."
                             "min_weight and the pairs/edges stages' output)")
-    src, dst, weight = canonical_edges(src, dst, weight, directed)
     movie_ids = vertex_ids(src, dst)
-    graph = CSRGraph.from_edges(tokens_of(movie_ids, src), tokens_of(movie_ids, dst), weight,
-                                len(movie_ids), directed=directed)
+    try:
+        graph = CSRGraph.from_edges(tokens_of(movie_ids, src), tokens_of(movie_ids, dst),
+                                    weight, len(movie_ids), directed=directed,
+                                    merge_repeats=True)
+    except RepeatConflict as exc:
+        a, b = int(movie_ids[exc.src]), int(movie_ids[exc.dst])
+        if not directed:
+            a, b = min(a, b), max(a, b)
+        raise EdgeListError(
+            f"edge {a}-{b} is stored with different weights ({exc.weights[0]!r} and "
+            f"{exc.weights[1]!r}); the edges table must hold one weight per "
+            f"{'pair' if not directed else 'directed pair'}") from None
     return graph, movie_ids
 
 
 def csr_nbytes(num_nodes: int, num_entries: int) -> int:
     """Bytes of a CSR graph with ``num_entries`` stored (directed) entries."""
     return 8 * (num_nodes + 1) + num_entries * (4 + 8 + 8)
-
-
-def token_counts(paths_values: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
-    """Occurrences of each token among the movie ids ``paths_values`` (int64, length n)."""
-    return np.bincount(tokens_of(movie_ids, paths_values), minlength=len(movie_ids)
-                       ).astype(np.int64)
