@@ -19,6 +19,7 @@ Metric names (the ``name`` column of the ``metrics`` table):
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ MetricRow = tuple[str, str, float]
 #: ``own_scorer``'s contract: (train matrix, aligned item vectors, seed, *, times=train
 #: timestamps) -> dense scores; see :class:`moviegraph.train.scorers.OwnScorer`.
 OwnScorer = Callable[..., np.ndarray]
+
+log = logging.getLogger("moviegraph")
 
 
 @dataclass
@@ -170,8 +173,10 @@ class Collector:
         return res.recall
 
     def timed(self, key: str, t0: float) -> None:
-        """Record seconds since ``t0`` under ``key`` (added up)."""
-        self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+        """Record seconds since ``t0`` under ``key`` (added up); log one progress line."""
+        seconds = time.perf_counter() - t0
+        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+        log.info("evaluate: %s scored in %.1fs", key, seconds)
 
 
 def genre_metrics(out: Collector, model: str, vectors: np.ndarray, has_vector: np.ndarray,

@@ -56,7 +56,7 @@ class WalksResult:
     steps: int
     walk_seconds: float
     versions: dict[str, int]
-    phases: dict[str, float]  # seconds per phase: read, build, walk+write, vocab
+    phases: dict[str, float]  # seconds per phase (read, build, ship, walk + write, vocab)
 
     def summary(self, cfg: WalksConfig) -> str:
         """One screen of what happened."""
@@ -189,6 +189,7 @@ def generate_walks(spark: SparkSession, wh, cfg: WalksConfig,
             counter = token_counter(spark.sparkContext, len(movie_ids))
             df = partitioned_walks(spark, edges, movie_ids, cfg.num_walks, cfg.walk_length,
                                    cfg.p, cfg.q, cfg.seed, parts, cfg.directed, counter)
+            phases["adjacency + steps"] = time.perf_counter() - t0  # steps run eagerly
         t1 = time.perf_counter()
         walks_version = wh.write("walks", df)
         phases["walk + write"] = time.perf_counter() - t1
