@@ -15,56 +15,17 @@ distinct-pair and edge counts are checked against the Spark tables.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import math
 import os
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import psutil
 import scipy.sparse as sp
 
-
-class PeakRss:
-    """Samples the RSS of this process and all its descendants (the JVM, its workers)."""
-
-    def __init__(self, interval: float = 0.2, tree: bool = True) -> None:
-        self.interval = interval
-        self.tree = tree
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _sample(self) -> int:
-        me = psutil.Process(os.getpid())
-        total = 0
-        for p in [me, *(me.children(recursive=True) if self.tree else [])]:
-            with contextlib.suppress(psutil.Error):  # a worker may exit mid-sample
-                total += p.memory_info().rss
-        return total
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakRss:
-        self.peak = self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._sample())
-
-    @property
-    def gib(self) -> float:
-        return self.peak / 2**30
+from tree_rss import PeakRSS
 
 
 def dict_reference(users: np.ndarray, movies: np.ndarray, min_weight: float) -> tuple[int, int]:
@@ -171,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
                                      f"pairs.min_rating={min_rating}",
                                      f"edges.min_weight={args.min_weight}"])
             t0 = time.time()
-            with PeakRss() as rss:
+            with PeakRSS() as rss:
                 prun = StageRun("pairs", "bench", "bench")
                 stage_pairs(spark, cfg, wh, prun)
                 tp = time.time() - t0
@@ -198,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                           flush=True)
                     continue
                 t0 = time.time()
-                with PeakRss(tree=False) as rss:
+                with PeakRSS(tree=False) as rss:
                     r_distinct, r_edges = fn(users, movies, args.min_weight)
                 wall = time.time() - t0
                 ok = "same" if (r_distinct, r_edges) == (distinct, edges) else "DIFFERENT"

@@ -14,44 +14,16 @@ at the end repeats the stage times the pipeline printed next to those peaks.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import psutil
+from tree_rss import PeakRSS
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE_LINE = re.compile(r"^\[stage\] (\w+) (started|done in ([\d.]+)s|skipped)")
-
-
-class TreeSampler(threading.Thread):
-    """Samples the summed RSS of a process and its descendants; peak per labelled phase."""
-
-    def __init__(self, pid: int, interval: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
-        self.interval = interval
-        self.phase = "startup"
-        self.peaks: dict[str, int] = {}
-        self.stop = threading.Event()
-
-    def sample(self) -> int:
-        total = 0
-        with contextlib.suppress(psutil.Error):
-            for p in [self.root, *self.root.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):  # a worker may exit mid-sample
-                    total += p.memory_info().rss
-        return total
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            rss = self.sample()
-            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), rss)
-            self.stop.wait(self.interval)
 
 
 def main() -> int:
@@ -65,36 +37,33 @@ def main() -> int:
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
-    sampler = TreeSampler(proc.pid)
-    sampler.start()
     seconds: dict[str, str] = {}
     order: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        m = STAGE_LINE.match(line)
-        if not m:
-            continue
-        name, what = m[1], m[2]
-        if what == "started":
-            sampler.phase = name
-            order.append(name)
-        else:
-            if name not in order:
+    with PeakRSS(proc.pid, interval=0.5) as sampler:
+        sampler.phase = "startup"
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            m = STAGE_LINE.match(line)
+            if not m:
+                continue
+            name, what = m[1], m[2]
+            if what == "started":
+                sampler.phase = name
                 order.append(name)
-            seconds[name] = m[3] if m[3] else "skipped"
-            sampler.phase = f"after {name}"
-    code = proc.wait()
-    sampler.stop.set()
-    sampler.join()
+            else:
+                if name not in order:
+                    order.append(name)
+                seconds[name] = m[3] if m[3] else "skipped"
+                sampler.phase = f"after {name}"
+        code = proc.wait()
     wall = time.time() - t0
     print(f"\nexit {code}; {wall:.1f}s wall in all; peak RSS of the process tree per stage:")
     print(f"{'stage':<10} {'seconds':>9} {'peak GiB':>9}")
     for name in order:
         peak = sampler.peaks.get(name, 0) / 2**30
         print(f"{name:<10} {seconds.get(name, 'failed'):>9} {peak:9.2f}")
-    overall = max(sampler.peaks.values(), default=0) / 2**30
-    print(f"{'all':<10} {wall:9.1f} {overall:9.2f}")
+    print(f"{'all':<10} {wall:9.1f} {sampler.gib:9.2f}")
     return code
 
 

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import numpy as np
 import psutil
 import pyarrow as pa
+
+from tree_rss import PeakRSS
 
 
 def clustered_vectors(n: int, dim: int, clusters: int, noise: float, seed: int) -> np.ndarray:
@@ -40,55 +41,6 @@ def clustered_vectors(n: int, dim: int, clusters: int, noise: float, seed: int) 
     p = 1.0 / np.arange(1, clusters + 1) ** 0.8
     labels = rng.choice(clusters, size=n, p=p / p.sum())
     return (centres[labels] + noise * rng.standard_normal((n, dim))).astype(np.float32)
-
-
-def tree_cpu_seconds() -> dict[int, float]:
-    """User + system CPU seconds of this process and each live descendant, by pid."""
-    me = psutil.Process()
-    out = {}
-    for p in [me, *me.children(recursive=True)]:
-        with suppress(psutil.Error):
-            t = p.cpu_times()
-            out[p.pid] = t.user + t.system
-    return out
-
-
-class PeakRSS:
-    """Peak summed RSS of this process and all its descendants, sampled in a thread."""
-
-    def __init__(self, interval: float = 0.1) -> None:
-        self.interval = interval
-        self.peak = 0
-        self.cpu = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        me = psutil.Process()
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            with suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._cpu_last.update(tree_cpu_seconds())  # keeps workers that exit early
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self._sample()
-        self._cpu_start = tree_cpu_seconds()
-        self._cpu_last = dict(self._cpu_start)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._cpu_last.update(tree_cpu_seconds())
-        self.cpu = sum(v - self._cpu_start.get(pid, 0.0) for pid, v in self._cpu_last.items())
 
 
 @contextmanager

@@ -23,51 +23,19 @@ second (a walk of L nodes has L - 1 steps):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
+
+from tree_rss import PeakRSS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-class PeakRSS:
-    """Samples the resident memory of this process and all its descendants."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._interval = interval
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += proc.memory_info().rss
-            self.peak = max(self.peak, total)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = 0
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def ml100k_edges(spark, wh, min_weight: float) -> None:
