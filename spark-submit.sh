@@ -50,16 +50,14 @@ if [ ! -f "$root/jobs/$job.py" ]; then
   exit 2
 fi
 
-# Options fixed at JVM start (master, driver memory, jars), derived from the job's config;
-# a bad config fails here, before Spark starts.
+# Options fixed at JVM start (master, driver memory, jars), derived from the job's config
+# where neither these options nor spark-submit's properties file set them; a bad config
+# fails here, before Spark starts. The first line is the master the job will run on.
 derived_text="$("$venv/bin/python" -m moviegraph.submit "${spark_opts[@]}" -- "$job" "${job_args[@]}")" \
   || exit 2
 mapfile -t derived <<< "$derived_text"
-
-master="local"
-for ((i = 0; i < ${#spark_opts[@]}; i++)); do
-  [ "${spark_opts[$i]}" = "--master" ] && master="${spark_opts[$((i + 1))]}"
-done
+master="${derived[0]}"
+derived=("${derived[@]:1}")
 case "$master" in local*) ;; *) ship=1 ;; esac
 if [ "$ship" -eq 1 ]; then
   zip_path="$("$venv/bin/python" -m moviegraph.package zip)"

@@ -56,6 +56,10 @@ def record_stage(warehouse: Warehouse, stage: str, config_hash: str,
     import moviegraph
 
     run.notes["package"] = moviegraph.__file__
+    # Where it ran: the master actually used (spark-submit's, not the config's default).
+    sc = warehouse.spark.sparkContext
+    run.notes["spark"] = {"master": sc.master, "app_id": sc.applicationId,
+                          "deploy_mode": sc.getConf().get("spark.submit.deployMode", "client")}
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     t0 = time.time()
     status = "failed"

@@ -2,8 +2,9 @@
 
 Locally the JVM artifacts come from the offline cache in ``.jars/`` (see ``jvm.py``); on a
 cluster the same builder takes ``spark.jars.packages`` (``spark.jars = "packages"``) or
-jars already installed there (``"provided"``). Under ``spark-submit`` the master and the
-classpath are whatever spark-submit set; the builder only adds what is missing.
+jars already installed there (``"provided"``). Whatever spark-submit, its properties
+file, ``spark-defaults.conf`` or ``PYSPARK_SUBMIT_ARGS`` set (master, deploy mode,
+memory, jars, logging) wins; the config only fills what nobody set.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
-from moviegraph import jvm
+from moviegraph import jvm, sparkargs
 from moviegraph.config import PROJECT_ROOT, SparkConfig
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,20 @@ class SessionError(RuntimeError):
     """The session could not be built as configured."""
 
 
-def _base_settings(cfg: SparkConfig) -> dict[str, str]:
+#: Settings read once, when the driver JVM starts: set on the spark-submit command line
+#: (``spark-submit.sh``) or at JVM launch (plain ``python``), never on a running JVM.
+JVM_START_KEYS = ("spark.driver.memory", "spark.driver.extraJavaOptions",
+                  "spark.driver.extraClassPath")
+
+
+def job_settings(cfg: SparkConfig, app_name: str) -> dict[str, str]:
+    """Every Spark setting the job's config asks for (master and jars included).
+
+    These are defaults: :func:`build_session` applies only those nobody else set.
+    """
     settings = {
+        "spark.master": cfg.master,
+        "spark.app.name": app_name,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
@@ -47,48 +60,100 @@ def _base_settings(cfg: SparkConfig) -> dict[str, str]:
         "spark.driver.memory": cfg.driver_memory,
     }
     if LOG4J2_FILE.is_file():
-        settings["spark.driver.extraJavaOptions"] = (
-            f"-Dlog4j2.configurationFile=file:{LOG4J2_FILE}")
-    return settings
-
-
-def build_session(cfg: SparkConfig, app_suffix: str = "") -> SparkSession:
-    """Return the SparkSession for ``cfg``, creating it when none is active.
-
-    Raises SessionError with a readable message when the Delta jars are missing or
-    GraphFrames is required (``graphframes = "on"``) but not available.
-    """
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    # Make executors' Python the driver's (a local venv, or the shipped archive).
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    submitted = SparkConf()  # holds spark-submit's settings when launched through it
-    builder = SparkSession.builder.appName(
-        f"{cfg.app_name}-{app_suffix}" if app_suffix else cfg.app_name)
-    if not submitted.contains("spark.master"):
-        builder = builder.master(cfg.master)
-    for key, value in _base_settings(cfg).items():
-        if not submitted.contains(key):
-            builder = builder.config(key, value)
-
+        settings["spark.driver.extraJavaOptions"] = log4j_option()
     use_graphframes = cfg.graphframes != "off"
-    if cfg.jars == "local" and not submitted.contains("spark.jars"):
+    if cfg.jars == "local":
         try:
             jars = jvm.local_jars(require=True)
         except jvm.JarResolutionError as exc:
             raise SessionError(str(exc)) from None
         if not use_graphframes:
             jars = [j for j in jars if not j.name.startswith("graphframes")]
-        builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
-    elif cfg.jars == "packages" and not submitted.contains("spark.jars.packages"):
-        builder = builder.config("spark.jars.packages",
-                                 ",".join(jvm.packages(include_optional=use_graphframes)))
-    for key, value in cfg.conf.items():
+        settings["spark.jars"] = ",".join(str(j) for j in jars)
+    elif cfg.jars == "packages":
+        settings["spark.jars.packages"] = ",".join(jvm.packages(include_optional=use_graphframes))
+    settings.update({key: str(value) for key, value in cfg.conf.items()})
+    return settings
+
+
+def log4j_option() -> str:
+    """The JVM option that points log4j at the project's quiet console config."""
+    return f"-Dlog4j2.configurationFile=file:{LOG4J2_FILE}"
+
+
+def merged_java_options(given: str | None) -> str:
+    """``given`` JVM options plus the project's log4j config, unless they name their own."""
+    if given and "log4j2.configurationFile" in given:
+        return given
+    return f"{given} {log4j_option()}".strip() if given else log4j_option()
+
+
+def _driver_jvm_running() -> bool:
+    """True when a driver JVM exists: spark-submit started it (and this Python process),
+    or an earlier session of this process did."""
+    from pyspark import SparkContext
+
+    return "PYSPARK_GATEWAY_PORT" in os.environ or SparkContext._gateway is not None
+
+
+def settings_already_set() -> dict[str, str]:
+    """Spark settings that spark-submit, its properties file or the platform already set.
+
+    Under spark-submit the driver JVM exists and holds them as system properties (read
+    after connecting to it). Under plain ``python`` no JVM exists yet: they are what
+    ``PYSPARK_SUBMIT_ARGS`` and the spark-defaults file will give the JVM we launch.
+    """
+    if not _driver_jvm_running():
+        return sparkargs.submitted_properties(sparkargs.pyspark_submit_args())
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()
+    found = dict(SparkConf().getAll())  # loadDefaults: the JVM's spark.* properties
+    # spark-submit names an application after its script when --name is not given.
+    if found.get("spark.app.name") == os.path.basename(sys.argv[0] or ""):
+        del found["spark.app.name"]
+    return found
+
+
+def build_session(cfg: SparkConfig, app_suffix: str = "") -> SparkSession:
+    """Return the SparkSession for ``cfg``, creating it when none is active.
+
+    Whatever spark-submit (options, ``--conf``, properties file), ``spark-defaults.conf``
+    or ``PYSPARK_SUBMIT_ARGS`` set wins: the config only fills the settings nobody set,
+    and each config value left unused is logged. Raises SessionError with a readable
+    message when the Delta jars are missing or GraphFrames is required
+    (``graphframes = "on"``) but not available.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    # Make executors' Python the driver's (a local venv, or the shipped archive).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    app_name = f"{cfg.app_name}-{app_suffix}" if app_suffix else cfg.app_name
+    already = settings_already_set()
+    jvm_running = _driver_jvm_running()
+    builder = SparkSession.builder
+    for key, value in job_settings(cfg, app_name).items():
+        if key == "spark.driver.extraJavaOptions" and key in already:
+            value = merged_java_options(already[key])
+            if value == already[key]:
+                continue
+        elif key in already:
+            if already[key] != value:
+                log.info("spark: %s = %s as set by spark-submit / the platform (config: %s)",
+                         key, already[key], value)
+            continue
+        if jvm_running and key in JVM_START_KEYS:
+            continue  # too late: spark-submit started the JVM (spark-submit.sh sets these)
         builder = builder.config(key, value)
 
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    if not delta_available(spark):
+        raise SessionError(
+            "Delta Lake's JVM classes are not on the classpath: spark.jars / "
+            "spark.jars.packages set by spark-submit or the platform replaced the job's "
+            f"({', '.join(jvm.packages())}); add them there, or leave those settings to "
+            "the job (spark.jars = 'local' or 'packages')")
     if cfg.graphframes == "on" and not graphframes_available(spark):
         raise SessionError(
             "spark.graphframes = 'on' but the GraphFrames JVM artifact is not on the "
@@ -96,13 +161,21 @@ def build_session(cfg: SparkConfig, app_suffix: str = "") -> SparkSession:
     return spark
 
 
-def graphframes_available(spark: SparkSession) -> bool:
-    """True when the GraphFrames JVM classes can be loaded in this session."""
+def _class_available(spark: SparkSession, name: str) -> bool:
     try:
         jvm_view = spark.sparkContext._jvm
         jvm_view.java.lang.Class.forName(
-            "org.graphframes.GraphFrame", True,
-            jvm_view.Thread.currentThread().getContextClassLoader())
+            name, True, jvm_view.Thread.currentThread().getContextClassLoader())
         return True
     except Exception:  # py4j wraps ClassNotFoundException
         return False
+
+
+def delta_available(spark: SparkSession) -> bool:
+    """True when Delta Lake's session extension can be loaded in this session."""
+    return _class_available(spark, "io.delta.sql.DeltaSparkSessionExtension")
+
+
+def graphframes_available(spark: SparkSession) -> bool:
+    """True when the GraphFrames JVM classes can be loaded in this session."""
+    return _class_available(spark, "org.graphframes.GraphFrame")
