@@ -9,7 +9,9 @@
 #
 # Off local mode (or with --ship) the package goes to the cluster as a zip (--py-files);
 # --ship-venv also packs the virtualenv (venv-pack, --archives) so executors get torch,
-# numpy and pyarrow without anything installed on the nodes.
+# numpy and pyarrow without anything installed on the nodes; --ship-executor-env packs
+# only what Spark tasks import (no torch: a few hundred MB instead of several GB), enough
+# for every stage except train.distributed on executors.
 #
 # spark-submit's own options (--master, --deploy-mode, --conf, --executor-memory, ...) may
 # come before or after the job name; the rest goes to the job (see `python -m moviegraph -h`).
@@ -23,7 +25,7 @@ spark_opts=()   # passed to spark-submit
 job_args=()     # passed to the job
 job=""
 ship=0
-ship_venv=0
+ship_env=""     # "", "venv" (everything) or "executor" (what Spark tasks import)
 while [ $# -gt 0 ]; do
   case "$1" in
     --master|--deploy-mode|--conf|--name|--queue|--num-executors|--executor-memory|\
@@ -31,7 +33,8 @@ while [ $# -gt 0 ]; do
     --py-files|--files|--jars|--packages|--properties-file|--principal|--keytab)
       spark_opts+=("$1" "$2"); shift 2 ;;
     --ship) ship=1; shift ;;
-    --ship-venv) ship=1; ship_venv=1; shift ;;
+    --ship-venv) ship=1; ship_env=venv; shift ;;
+    --ship-executor-env) ship=1; ship_env=executor; shift ;;
     -h|--help)
       if [ -z "$job" ]; then sed -n '2,11p' "$0"; exit 0; fi
       job_args+=("$1"); shift ;;
@@ -63,10 +66,16 @@ if [ "$ship" -eq 1 ]; then
   zip_path="$("$venv/bin/python" -m moviegraph.package zip)"
   derived+=(--py-files "$zip_path")
 fi
-if [ "$ship_venv" -eq 1 ]; then
-  archive="$root/dist/moviegraph-venv.tar.gz"
-  [ -f "$archive" ] || archive="$("$venv/bin/python" -m moviegraph.package venv)"
+if [ -n "$ship_env" ]; then
+  if [ "$ship_env" = venv ]; then archive="$root/dist/moviegraph-venv.tar.gz"
+  else archive="$root/dist/moviegraph-executor-venv.tar.gz"; fi
+  [ -f "$archive" ] || archive="$("$venv/bin/python" -m moviegraph.package "$ship_env")"
   derived+=(--archives "$archive#environment" --conf spark.pyspark.python=./environment/bin/python)
+  # A client-mode driver runs here, outside any container: it keeps this venv's Python.
+  case " ${spark_opts[*]} " in
+    *" --deploy-mode cluster "*) ;;
+    *) derived+=(--conf "spark.pyspark.driver.python=$venv/bin/python") ;;
+  esac
 fi
 export PYSPARK_PYTHON="$venv/bin/python"
 export PYSPARK_DRIVER_PYTHON="$venv/bin/python"

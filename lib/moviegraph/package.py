@@ -5,8 +5,15 @@ spark-submit takes no wheels in ``--py-files``, so the package goes as a zip (wi
 packages (torch, numpy, pyarrow) reach executors as a packed virtualenv (venv-pack),
 unpacked by YARN/Kubernetes next to each container as ``./environment``.
 
-    python -m moviegraph.package zip      # dist/moviegraph-<version>.zip
-    python -m moviegraph.package venv     # dist/moviegraph-venv.tar.gz (large: torch)
+    python -m moviegraph.package zip        # dist/moviegraph-<version>.zip
+    python -m moviegraph.package venv       # dist/moviegraph-venv.tar.gz (large: torch)
+    python -m moviegraph.package executor   # dist/moviegraph-executor-venv.tar.gz
+
+The executor environment holds only what Spark tasks import (numpy, pyarrow, pandas,
+scipy, numba, with the project's pinned versions): a few hundred MB instead of the
+several GB that torch's CUDA build adds. Training runs on the driver, so executors need
+torch only for ``train.distributed`` on a cluster (``local_mode=False``): ship the full
+``venv`` archive then.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ from importlib import metadata
 from pathlib import Path
 
 from moviegraph.config import PROJECT_ROOT
+
+#: Distributions Spark tasks import (mapInArrow kernels: walks, pairs, similarity, ingest).
+EXECUTOR_PACKAGES = ("numpy", "pyarrow", "pandas", "scipy", "numba")
 
 DIST = PROJECT_ROOT / "dist"
 PACKAGE_DIR = PROJECT_ROOT / "lib" / "moviegraph"
@@ -48,22 +58,49 @@ def build_zip(dest: Path | None = None) -> Path:
     return dest
 
 
-def build_venv_archive(dest: Path | None = None) -> Path:
-    """A relocatable venv with the project and its dependencies, packed by venv-pack.
+def pinned_requirements(names: tuple[str, ...]) -> list[str]:
+    """The project's own pins (pyproject.toml) of the distributions ``names``."""
+    import tomllib
 
-    Built in a fresh virtualenv (venv-pack refuses editable installs), reusing pip's
-    cache, so the first build downloads nothing the dev venv did not already fetch.
+    deps = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"]
+    found = {d.split("==")[0].split(">")[0].split("<")[0].strip().lower(): d for d in deps}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValueError(f"not pinned in pyproject.toml: {', '.join(missing)}")
+    return [found[n] for n in names]
+
+
+def _pack(requirements: list[str], dest: Path) -> Path:
+    """A fresh virtualenv with ``requirements`` (pip's cache reused), packed by venv-pack.
+
+    venv-pack refuses editable installs, hence the separate virtualenv; the archive is
+    written beside ``dest`` and renamed into place, so a half-built one is never used.
     """
-    dest = dest or DIST / "moviegraph-venv.tar.gz"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, str(PROJECT_ROOT), "venv-pack==0.2.0"], check=True)
-        subprocess.run([str(venv / "bin" / "venv-pack"), "-p", str(venv), "-o", str(dest),
-                        "--force"], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+               "--disable-pip-version-check"]
+        subprocess.run([*pip, *requirements, "venv-pack==0.2.0"], check=True)
+        partial = dest.with_name(dest.name + ".partial")
+        subprocess.run([str(venv / "bin" / "venv-pack"), "-p", str(venv), "-o", str(partial),
+                        "--format", "tar.gz", "--compress-level", "1", "--force", "--quiet"],
+                       check=True)
+        partial.replace(dest)
     return dest
+
+
+def build_venv_archive(dest: Path | None = None) -> Path:
+    """A relocatable venv with the project and all its dependencies (torch included)."""
+    return _pack([str(PROJECT_ROOT)], dest or DIST / "moviegraph-venv.tar.gz")
+
+
+def build_executor_archive(dest: Path | None = None) -> Path:
+    """A relocatable venv with what Spark tasks import (:data:`EXECUTOR_PACKAGES`)."""
+    return _pack(pinned_requirements(EXECUTOR_PACKAGES),
+                 dest or DIST / "moviegraph-executor-venv.tar.gz")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         print(build_zip())
     elif what == "venv":
         print(build_venv_archive())
+    elif what == "executor":
+        print(build_executor_archive())
     else:
-        print("usage: python -m moviegraph.package [zip|venv]", file=sys.stderr)
+        print("usage: python -m moviegraph.package [zip|venv|executor]", file=sys.stderr)
         return 2
     return 0
 
