@@ -67,9 +67,8 @@ if [ "$ship" -eq 1 ]; then
   derived+=(--py-files "$zip_path")
 fi
 if [ -n "$ship_env" ]; then
-  if [ "$ship_env" = venv ]; then archive="$root/dist/moviegraph-venv.tar.gz"
-  else archive="$root/dist/moviegraph-executor-venv.tar.gz"; fi
-  [ -f "$archive" ] || archive="$("$venv/bin/python" -m moviegraph.package "$ship_env")"
+  # Built once per set of pinned requirements (the name carries their hash), then reused.
+  archive="$("$venv/bin/python" -m moviegraph.package "$ship_env")"
   derived+=(--archives "$archive#environment" --conf spark.pyspark.python=./environment/bin/python)
   # A client-mode driver runs here, outside any container: it keeps this venv's Python.
   case " ${spark_opts[*]} " in

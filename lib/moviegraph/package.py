@@ -6,8 +6,8 @@ packages (torch, numpy, pyarrow) reach executors as a packed virtualenv (venv-pa
 unpacked by YARN/Kubernetes next to each container as ``./environment``.
 
     python -m moviegraph.package zip        # dist/moviegraph-<version>.zip
-    python -m moviegraph.package venv       # dist/moviegraph-venv.tar.gz (large: torch)
-    python -m moviegraph.package executor   # dist/moviegraph-executor-venv.tar.gz
+    python -m moviegraph.package venv       # dist/moviegraph-venv-<hash>.tar.gz (large: torch)
+    python -m moviegraph.package executor   # dist/moviegraph-executor-<hash>.tar.gz
 
 The executor environment holds only what Spark tasks import (numpy, pyarrow, pandas,
 scipy, numba, with the project's pinned versions): a few hundred MB instead of the
@@ -71,12 +71,24 @@ def pinned_requirements(names: tuple[str, ...]) -> list[str]:
     return [found[n] for n in names]
 
 
+def _archive_name(kind: str, requirements: list[str]) -> Path:
+    """``dist/moviegraph-<kind>-<hash>.tar.gz``: a new name whenever a pin changes."""
+    import hashlib
+
+    key = "\n".join([sys.version, *requirements, (PROJECT_ROOT / "pyproject.toml").read_text()
+                     if kind == "venv" else ""])
+    return DIST / f"moviegraph-{kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.tar.gz"
+
+
 def _pack(requirements: list[str], dest: Path) -> Path:
     """A fresh virtualenv with ``requirements`` (pip's cache reused), packed by venv-pack.
 
     venv-pack refuses editable installs, hence the separate virtualenv; the archive is
     written beside ``dest`` and renamed into place, so a half-built one is never used.
+    An existing ``dest`` is reused (its name changes with the requirements).
     """
+    if dest.is_file():
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
@@ -94,13 +106,13 @@ def _pack(requirements: list[str], dest: Path) -> Path:
 
 def build_venv_archive(dest: Path | None = None) -> Path:
     """A relocatable venv with the project and all its dependencies (torch included)."""
-    return _pack([str(PROJECT_ROOT)], dest or DIST / "moviegraph-venv.tar.gz")
+    return _pack([str(PROJECT_ROOT)], dest or _archive_name("venv", []))
 
 
 def build_executor_archive(dest: Path | None = None) -> Path:
     """A relocatable venv with what Spark tasks import (:data:`EXECUTOR_PACKAGES`)."""
-    return _pack(pinned_requirements(EXECUTOR_PACKAGES),
-                 dest or DIST / "moviegraph-executor-venv.tar.gz")
+    requirements = pinned_requirements(EXECUTOR_PACKAGES)
+    return _pack(requirements, dest or _archive_name("executor", requirements))
 
 
 def main(argv: list[str] | None = None) -> int:
