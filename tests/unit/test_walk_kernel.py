@@ -12,37 +12,14 @@ from moviegraph.walks.csr import CSRGraph
 from moviegraph.walks.exact import second_order_probs, transition_chi_square
 from moviegraph.walks.kernel import random_walks, validate_walk_params
 from moviegraph.walks.rng import next_uniform, stream_state, stream_uniforms
+from tests.graphs import GRAPHS, random_weighted, star, triangle_plus_tail
 
 PQ_SETTINGS = [(1.0, 1.0), (0.25, 4.0), (4.0, 0.25)]
 
 
-# ---------------------------------------------------------------- fixtures (edge lists)
+# ---------------------------------------------------------------- graphs: tests/graphs.py
 
 
-def triangle_plus_tail() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Triangle 0-1-2 with a tail 2-3-4; distinct weights so mistakes show."""
-    src = np.array([0, 0, 1, 2, 3])
-    dst = np.array([1, 2, 2, 3, 4])
-    w = np.array([1.0, 3.0, 2.0, 5.0, 0.5])
-    return src, dst, w, 5
-
-
-def star() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Centre 0 with leaves 1..5 of weights 1..5 (leaves are never adjacent to each other)."""
-    leaves = np.arange(1, 6)
-    return np.zeros(5, dtype=np.int64), leaves, leaves.astype(float), 6
-
-
-def random_weighted(n: int = 50, density: float = 0.12, seed: int = 3):
-    """Erdős–Rényi graph with log-normal weights (heavy-ish spread)."""
-    rng = np.random.default_rng(seed)
-    iu, ju = np.triu_indices(n, k=1)
-    keep = rng.random(len(iu)) < density
-    w = rng.lognormal(0.0, 1.0, keep.sum())
-    return iu[keep], ju[keep], w, n
-
-
-GRAPHS = {"triangle_tail": triangle_plus_tail, "star": star, "random50": random_weighted}
 # Walks per start and walk length, chosen so each graph gets enough transitions per context
 # for the chi-square approximation while the whole test stays around a second.
 WALK_PLAN = {"triangle_tail": (600, 30), "star": (600, 30), "random50": (300, 40)}

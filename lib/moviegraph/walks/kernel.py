@@ -64,19 +64,6 @@ def _search_cumw(cumw: np.ndarray, lo: int, hi: int, r: float) -> int:
 
 
 @njit(cache=True, inline="always")
-def _contains(indices: np.ndarray, lo: int, hi: int, x: np.int32) -> bool:
-    """Whether ``x`` occurs in the sorted slice ``indices[lo:hi]``."""
-    end = hi
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and indices[lo] == x
-
-
-@njit(cache=True, inline="always")
 def _find(indices: np.ndarray, lo: int, hi: int, x: np.int32) -> int:
     """Index of ``x`` in the sorted slice ``indices[lo:hi]``, or -1 if absent."""
     end = hi
@@ -89,8 +76,108 @@ def _find(indices: np.ndarray, lo: int, hi: int, x: np.int32) -> int:
     return lo if lo < end and indices[lo] == x else -1
 
 
+@njit(cache=True, inline="always")
+def _contains(indices: np.ndarray, lo: int, hi: int, x: np.int32) -> bool:
+    """Whether ``x`` occurs in the sorted slice ``indices[lo:hi]``."""
+    return _find(indices, lo, hi, x) >= 0
+
+
+@njit(cache=True, inline="always")
+def split_constants(inv_p: float, inv_q: float) -> tuple[float, float, float, bool, bool]:
+    """``(env, acc_near, acc_far, need_adj, unbiased)`` of the ``"split"`` scheme."""
+    env = max(1.0, inv_q)  # envelope factor for non-return neighbours
+    acc_near = 1.0 / env
+    acc_far = inv_q / env
+    need_adj = acc_near != acc_far  # with q == 1 adjacency to t cannot matter
+    unbiased = inv_p == 1.0 and inv_q == 1.0
+    return env, acc_near, acc_far, need_adj, unbiased
+
+
+@njit(cache=True, inline="always")
+def first_order_step(state: np.uint64, nbrs: np.ndarray, cumw: np.ndarray, lo: int,
+                     hi: int) -> tuple[np.uint64, np.int32]:
+    """A neighbour of the row ``lo:hi`` drawn proportionally to its weight."""
+    state, u = next_uniform(state)
+    return state, nbrs[_search_cumw(cumw, lo, hi, u * cumw[hi - 1])]
+
+
+@njit(cache=True, inline="always")
+def split_step(state: np.uint64, nbrs: np.ndarray, weights: np.ndarray, cumw: np.ndarray,
+               lo: int, hi: int, t: np.int32, t_nbrs: np.ndarray, t_lo: int, t_hi: int,
+               inv_p: float, env: float, acc_near: float, acc_far: float,
+               need_adj: bool) -> tuple[np.uint64, np.int32]:
+    """One second-order step by the ``"split"`` scheme (module docstring).
+
+    The current node's neighbours are ``nbrs[lo:hi]`` (sorted) with ``weights`` and their
+    running sums ``cumw``; the previous node ``t``'s sorted neighbours are
+    ``t_nbrs[t_lo:t_hi]`` (read only when ``need_adj``). Returns the advanced random
+    state and the next node. The broadcast kernel and the partitioned mode's per-walker
+    step (``step.py``) both call this, so both modes draw the same walks.
+    """
+    total = cumw[hi - 1]
+    jt = _find(nbrs, lo, hi, t)  # -1 on a directed graph without v -> t
+    if jt >= 0:
+        w_t = weights[jt]
+        before_t = cumw[jt] - w_t
+    else:
+        w_t = 0.0
+        before_t = total
+    mass_ret = w_t * inv_p
+    mass_rest = env * (total - w_t)
+    while True:
+        state, u = next_uniform(state)
+        r = u * (mass_ret + mass_rest)
+        if r < mass_ret:
+            return state, t  # return: envelope is exact here, always accepted
+        # x != t, proportional to w(v, x): skip t's interval of cumw.
+        r = (r - mass_ret) / env
+        if r >= before_t:
+            r += w_t
+        x = nbrs[_search_cumw(cumw, lo, hi, r)]
+        if x == t:
+            continue  # only by floating-point rounding at t's interval edge
+        if not need_adj:
+            return state, x
+        acc = acc_near if _contains(t_nbrs, t_lo, t_hi, x) else acc_far
+        if acc >= 1.0:
+            return state, x
+        state, u = next_uniform(state)
+        if u < acc:
+            return state, x
+
+
+@njit(cache=True, inline="always")
+def basic_step(state: np.uint64, indices: np.ndarray, cumw: np.ndarray, lo: int, hi: int,
+               t: np.int32, t_lo: int, t_hi: int, inv_p: float,
+               inv_q: float) -> tuple[np.uint64, np.int32]:
+    """One second-order step by the ``"basic"`` scheme: propose proportionally to the
+    weight, accept with probability ``f(x) / max(1/p, 1, 1/q)``."""
+    max_f = max(inv_p, 1.0, inv_q)
+    # Acceptance ratios; a ratio of 1 needs no second uniform draw.
+    acc_return = inv_p / max_f
+    acc_near = 1.0 / max_f
+    acc_far = inv_q / max_f
+    # When 1/q == 1 the adjacency test cannot change the outcome, so skip it.
+    need_adj = acc_near != acc_far
+    total = cumw[hi - 1]
+    while True:
+        state, u = next_uniform(state)
+        x = indices[_search_cumw(cumw, lo, hi, u * total)]
+        if x == t:
+            acc = acc_return
+        elif need_adj and not _contains(indices, t_lo, t_hi, x):
+            acc = acc_far
+        else:
+            acc = acc_near
+        if acc >= 1.0:
+            return state, x
+        state, u = next_uniform(state)
+        if u < acc:
+            return state, x
+
+
 @njit(cache=True, parallel=True)
-def _walk_kernel_split(
+def _walk_kernel(
     indptr: np.ndarray,
     indices: np.ndarray,
     weights: np.ndarray,
@@ -101,14 +188,11 @@ def _walk_kernel_split(
     inv_p: float,
     inv_q: float,
     seed: int,
+    basic: bool,
 ) -> np.ndarray:
     n_walks = len(starts)
     out = np.full((n_walks, walk_length), -1, dtype=np.int32)
-    env = max(1.0, inv_q)  # envelope factor for non-return neighbours
-    acc_near = 1.0 / env
-    acc_far = inv_q / env
-    need_adj = acc_near != acc_far  # with q == 1 adjacency to t cannot matter
-    unbiased = inv_p == 1.0 and inv_q == 1.0
+    env, acc_near, acc_far, need_adj, unbiased = split_constants(inv_p, inv_q)
     for i in prange(n_walks):
         v = np.int32(starts[i])
         state = stream_state(seed, starts[i], rounds[i])
@@ -117,8 +201,7 @@ def _walk_kernel_split(
         hi = indptr[v + 1]
         if lo == hi:
             continue
-        state, u = next_uniform(state)
-        x = indices[_search_cumw(cumw, lo, hi, u * cumw[hi - 1])]
+        state, x = first_order_step(state, indices, cumw, lo, hi)
         out[i, 1] = x
         t = v
         t_lo = lo
@@ -129,108 +212,14 @@ def _walk_kernel_split(
             hi = indptr[v + 1]
             if lo == hi:
                 break  # dead end (directed graphs only): the walk stops here
-            total = cumw[hi - 1]
-            if unbiased:
-                state, u = next_uniform(state)
-                x = indices[_search_cumw(cumw, lo, hi, u * total)]
+            if unbiased:  # p = q = 1: both schemes draw one proposal, always accepted
+                state, x = first_order_step(state, indices, cumw, lo, hi)
+            elif basic:
+                state, x = basic_step(state, indices, cumw, lo, hi, t, t_lo, t_hi, inv_p,
+                                      inv_q)
             else:
-                jt = _find(indices, lo, hi, t)  # -1 on a directed graph without v -> t
-                if jt >= 0:
-                    w_t = weights[jt]
-                    before_t = cumw[jt] - w_t
-                else:
-                    w_t = 0.0
-                    before_t = total
-                mass_ret = w_t * inv_p
-                mass_rest = env * (total - w_t)
-                while True:
-                    state, u = next_uniform(state)
-                    r = u * (mass_ret + mass_rest)
-                    if r < mass_ret:
-                        x = t  # return: envelope is exact here, always accepted
-                        break
-                    # x != t, proportional to w(v, x): skip t's interval of cumw.
-                    r = (r - mass_ret) / env
-                    if r >= before_t:
-                        r += w_t
-                    x = indices[_search_cumw(cumw, lo, hi, r)]
-                    if x == t:
-                        continue  # only by floating-point rounding at t's interval edge
-                    if not need_adj:
-                        break
-                    acc = acc_near if _contains(indices, t_lo, t_hi, x) else acc_far
-                    if acc >= 1.0:
-                        break
-                    state, u = next_uniform(state)
-                    if u < acc:
-                        break
-            out[i, step] = x
-            t = v
-            t_lo = lo
-            t_hi = hi
-            v = x
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _walk_kernel_basic(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    cumw: np.ndarray,
-    starts: np.ndarray,
-    rounds: np.ndarray,
-    walk_length: int,
-    inv_p: float,
-    inv_q: float,
-    seed: int,
-) -> np.ndarray:
-    n_walks = len(starts)
-    out = np.full((n_walks, walk_length), -1, dtype=np.int32)
-    max_f = max(inv_p, 1.0, inv_q)
-    # Acceptance ratios; a ratio of 1 needs no second uniform draw.
-    acc_return = inv_p / max_f
-    acc_near = 1.0 / max_f
-    acc_far = inv_q / max_f
-    # When 1/q == 1 the adjacency test cannot change the outcome, so skip it.
-    need_adj = acc_near != acc_far
-    unbiased = acc_return == 1.0 and acc_near == 1.0 and acc_far == 1.0
-    for i in prange(n_walks):
-        v = np.int32(starts[i])
-        state = stream_state(seed, starts[i], rounds[i])
-        out[i, 0] = v
-        lo = indptr[v]
-        hi = indptr[v + 1]
-        if lo == hi:
-            continue
-        state, u = next_uniform(state)
-        x = indices[_search_cumw(cumw, lo, hi, u * cumw[hi - 1])]
-        out[i, 1] = x
-        t = v
-        t_lo = lo
-        t_hi = hi
-        v = x
-        for step in range(2, walk_length):
-            lo = indptr[v]
-            hi = indptr[v + 1]
-            if lo == hi:
-                break  # dead end (directed graphs only): the walk stops here
-            total = cumw[hi - 1]
-            while True:
-                state, u = next_uniform(state)
-                x = indices[_search_cumw(cumw, lo, hi, u * total)]
-                if unbiased:
-                    break
-                if x == t:
-                    acc = acc_return
-                elif need_adj and not _contains(indices, t_lo, t_hi, x):
-                    acc = acc_far
-                else:
-                    acc = acc_near
-                if acc >= 1.0:
-                    break
-                state, u = next_uniform(state)
-                if u < acc:
-                    break
+                state, x = split_step(state, indices, weights, cumw, lo, hi, t, indices,
+                                      t_lo, t_hi, inv_p, env, acc_near, acc_far, need_adj)
             out[i, step] = x
             t = v
             t_lo = lo
@@ -283,14 +272,12 @@ def random_walks(
         raise ValueError("rounds must be >= 0")
     if not 0 <= int(seed) < 2**63:
         raise ValueError(f"seed must be in [0, 2**63), got {seed}")
-    if method == "split":
-        kernel, arrays = _walk_kernel_split, (graph.indptr, graph.indices, graph.weights)
-    elif method == "basic":
-        kernel, arrays = _walk_kernel_basic, (graph.indptr, graph.indices)
-    else:
+    if method not in ("split", "basic"):
         raise ValueError(f"method must be 'split' or 'basic', got {method!r}")
     args = (
-        *arrays,
+        graph.indptr,
+        graph.indices,
+        graph.weights,
         graph.cumw,
         starts,
         rounds,
@@ -298,9 +285,10 @@ def random_walks(
         1.0 / float(p),
         1.0 / float(q),
         int(seed),
+        method == "basic",
     )
     if num_threads is None:
-        return kernel(*args)
+        return _walk_kernel(*args)
     if not 1 <= num_threads <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(
             f"num_threads must be in [1, {numba.config.NUMBA_NUM_THREADS}], got {num_threads}"
@@ -308,6 +296,6 @@ def random_walks(
     previous = numba.get_num_threads()
     numba.set_num_threads(num_threads)
     try:
-        return kernel(*args)
+        return _walk_kernel(*args)
     finally:
         numba.set_num_threads(previous)

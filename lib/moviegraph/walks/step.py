@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from moviegraph.walks.kernel import _contains, _find, _search_cumw
-from moviegraph.walks.rng import next_uniform, stream_state
+from moviegraph.walks.kernel import first_order_step, split_constants, split_step
+from moviegraph.walks.rng import stream_state
 
 
 @njit(cache=True)
@@ -57,58 +57,20 @@ def advance(prev: np.ndarray, state: np.ndarray,
     out = np.full(n, -1, dtype=np.int32)
     new_state = state.copy()
     cumw = np.empty_like(wts)
-    env = max(1.0, inv_q)
-    acc_near = 1.0 / env
-    acc_far = inv_q / env
-    need_adj = acc_near != acc_far
-    unbiased = inv_p == 1.0 and inv_q == 1.0
+    env, acc_near, acc_far, need_adj, unbiased = split_constants(inv_p, inv_q)
     for i in range(n):
         lo = nbr_off[i]
         hi = nbr_off[i + 1]
         if lo == hi:
             continue
         _row_cumw(wts, lo, hi, cumw)
-        total = cumw[hi - 1]
-        s = state[i]
         t = prev[i]
         if t < 0 or unbiased:
-            s, u = next_uniform(s)
-            out[i] = nbrs[_search_cumw(cumw, lo, hi, u * total)]
-            new_state[i] = s
-            continue
-        t_lo = prev_off[i]
-        t_hi = prev_off[i + 1]
-        jt = _find(nbrs, lo, hi, t)
-        if jt >= 0:
-            w_t = wts[jt]
-            before_t = cumw[jt] - w_t
+            new_state[i], out[i] = first_order_step(state[i], nbrs, cumw, lo, hi)
         else:
-            w_t = 0.0
-            before_t = total
-        mass_ret = w_t * inv_p
-        mass_rest = env * (total - w_t)
-        while True:
-            s, u = next_uniform(s)
-            r = u * (mass_ret + mass_rest)
-            if r < mass_ret:
-                x = t
-                break
-            r = (r - mass_ret) / env
-            if r >= before_t:
-                r += w_t
-            x = nbrs[_search_cumw(cumw, lo, hi, r)]
-            if x == t:
-                continue
-            if not need_adj:
-                break
-            acc = acc_near if _contains(prev_nbrs, t_lo, t_hi, x) else acc_far
-            if acc >= 1.0:
-                break
-            s, u = next_uniform(s)
-            if u < acc:
-                break
-        out[i] = x
-        new_state[i] = s
+            new_state[i], out[i] = split_step(state[i], nbrs, wts, cumw, lo, hi, t, prev_nbrs,
+                                              prev_off[i], prev_off[i + 1], inv_p, env,
+                                              acc_near, acc_far, need_adj)
     return out, new_state
 
 
