@@ -5,20 +5,39 @@ from __future__ import annotations
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
 
-def _fs_path(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
+def _fs_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """(Hadoop FileSystem, Hadoop Path) of ``path`` (py4j objects)."""
+    jvm: Any = spark.sparkContext._jvm
     hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+    jsc: Any = spark.sparkContext._jsc
+    return hpath.getFileSystem(jsc.hadoopConfiguration()), hpath
 
 
 def exists(spark: SparkSession, path: str) -> bool:
     """True when ``path`` exists (file or directory)."""
     fs, hpath = _fs_path(spark, path)
     return bool(fs.exists(hpath))
+
+
+def is_file(spark: SparkSession, path: str) -> bool:
+    """True when ``path`` is an existing file (not a directory)."""
+    fs, hpath = _fs_path(spark, path)
+    return bool(fs.exists(hpath) and fs.getFileStatus(hpath).isFile())
+
+
+def list_files(spark: SparkSession, path: str) -> list[tuple[str, int, int]]:
+    """``(name, bytes, modification time)`` of the files in folder ``path`` (of ``path``
+    itself when it is a file); empty when nothing is there."""
+    fs, hpath = _fs_path(spark, path)
+    if not fs.exists(hpath):
+        return []
+    return [(s.getPath().getName(), int(s.getLen()), int(s.getModificationTime()))
+            for s in fs.listStatus(hpath) if s.isFile()]
 
 
 def size(spark: SparkSession, path: str) -> int:

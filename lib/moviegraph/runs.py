@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import Row
 from pyspark.sql import types as T
 
-from moviegraph.tables import SCHEMAS, Warehouse
+from moviegraph.tables import SCHEMAS, TableError, Warehouse
 
 SCHEMAS["runs"] = T.StructType([
     T.StructField("run_id", T.StringType(), False),
@@ -90,5 +90,6 @@ def input_versions(warehouse: Warehouse, *tables: str) -> dict[str, int]:
         version = warehouse.version(name)
         if version is None:
             warehouse.read(name)  # raises the readable "does not exist" error
+            raise TableError(f"table {name!r} has no version")  # (not reached)
         out[name] = int(version)
     return out

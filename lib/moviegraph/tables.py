@@ -1,16 +1,21 @@
-"""Table names, schemas and Delta reads/writes under one warehouse root.
+"""Table names, schemas and every Delta operation under one warehouse root.
 
-Every write is one Delta transaction: a job that dies mid-write leaves the table at its
-previous version, readable. Tables are written without deletion vectors or column
-mapping so that delta-rs (the trainer's fast reader) can read them too.
+:class:`Warehouse` is the one façade over Delta: reads (Spark, or Arrow through delta-rs),
+writes, ``replaceWhere`` rewrites, MERGEs and the files appended since a version (from the
+Delta history). Every write is one Delta transaction: a job that dies mid-write leaves the
+table at its previous version, readable. Tables are written without deletion vectors or
+column mapping so that delta-rs (the fast Arrow reader) can read them too.
 """
 
 from __future__ import annotations
 
+import urllib.parse
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import types as T
 
 from moviegraph.config import PROJECT_ROOT
@@ -115,6 +120,30 @@ class TableError(RuntimeError):
     """A table is missing or does not have the expected schema."""
 
 
+def one_row(df: DataFrame) -> Row:
+    """The first row of ``df`` (an aggregate's single row); RuntimeError when empty."""
+    row = df.first()
+    if row is None:
+        raise RuntimeError("expected a row, the query returned none")
+    return row
+
+
+@dataclass
+class Appended:
+    """Data files added by a run of plain appends (see :meth:`Warehouse.appended_files`)."""
+
+    files: list[str] = field(default_factory=list)
+    rows: int = 0
+    reason: str = ""  # why the commits are not (or no longer known to be) plain appends
+
+
+def _local_path(uri: str) -> str:
+    """``file:`` URIs as plain paths (as the warehouse names local tables), others as they
+    are."""
+    parsed = urllib.parse.urlparse(uri)
+    return urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else uri
+
+
 def resolve_root(root: str) -> str:
     """A warehouse root as Spark should see it: relative local paths become absolute."""
     if "://" in root or root.startswith("/"):
@@ -151,8 +180,8 @@ class Warehouse:
         """Latest committed version of ``name``, None when the table does not exist."""
         if not self.exists(name):
             return None
-        row = DeltaTable.forPath(self.spark, self.path(name)).history(1).select("version").first()
-        return int(row["version"])
+        history = DeltaTable.forPath(self.spark, self.path(name)).history(1)
+        return int(one_row(history.select("version"))["version"])
 
     def conform(self, name: str, df: DataFrame) -> DataFrame:
         """Select and cast ``df``'s columns to the documented schema of ``name``."""
@@ -164,7 +193,7 @@ class Warehouse:
             raise TableError(f"cannot write {name!r}: columns missing: {', '.join(missing)}")
         current = {f.name: f.dataType for f in df.schema.fields}
 
-        def column(f: T.StructField):
+        def column(f: T.StructField) -> Column:
             same = current[f.name].simpleString() == f.dataType.simpleString()
             return df[f.name] if same else df[f.name].cast(f.dataType).alias(f.name)
 
@@ -178,6 +207,88 @@ class Warehouse:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(name))
+        return self._latest(name)
+    def read_arrow(self, name: str, columns: list[str] | None = None,
+                   version: int | None = None) -> pa.Table:
+        """The whole table (at ``version``, default the latest) as Arrow on the driver.
+
+        delta-rs reads the Parquet files straight into Arrow without the JVM (several times
+        faster than Spark's ``toArrow``: 25M ratings in ~7 s on 2 busy cores); a table it
+        cannot open (a URI it cannot reach, a feature it refuses) is read by Spark. The
+        project writes its tables without deletion vectors or column mapping so that the
+        fast path applies.
+        """
+        try:
+            from deltalake import DeltaTable as RsTable
+
+            return RsTable(self.path(name), version=version).to_pyarrow_table(columns=columns)
+        except Exception:  # not reachable or not supported by delta-rs: let Spark read it
+            df = self.read(name, version)
+            return (df.select(*columns) if columns else df).toArrow()
+
+    def replace_where(self, name: str, df: DataFrame, condition: str) -> int:
+        """Replace the rows of ``name`` matching ``condition`` (a SQL predicate) by ``df``,
+        in one Delta transaction; other rows stay. Creates the table when it is missing."""
+        if not self.exists(name):
+            return self.write(name, df, mode="overwrite")
+        (self.conform(name, df).write.format("delta").mode("overwrite")
+         .option("replaceWhere", condition).save(self.path(name)))
+        return self._latest(name)
+
+    def merge_add(self, name: str, increments: DataFrame, keys: tuple[str, ...],
+                  column: str = "n") -> int:
+        """Add ``increments.<column>`` into ``name`` where ``keys`` match, insert the other
+        rows: one Delta MERGE. Returns the new version."""
+        target = DeltaTable.forPath(self.spark, self.path(name))
+        condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        (target.alias("t").merge(self.conform(name, increments).alias("s"), condition)
+         .whenMatchedUpdate(set={column: f"t.{column} + s.{column}"})
+         .whenNotMatchedInsertAll()
+         .execute())
+        return self._latest(name)
+
+    def appended_files(self, name: str, after: int, upto: int) -> Appended:
+        """The data files commits ``after+1 .. upto`` of ``name`` added, when every one of
+        them is a plain append (in the Delta history: a WRITE in Append mode).
+
+        Otherwise ``reason`` says why and the file list is empty: a commit that is not a
+        plain append, or history that can no longer be read (log cleanup). The files are
+        the difference of the two versions' file lists; ``rows`` sums the appends'
+        ``numOutputRows``.
+        """
+        try:
+            history = {int(r["version"]): r for r in
+                       DeltaTable.forPath(self.spark, self.path(name)).history()
+                       .where(f"version > {int(after)} AND version <= {int(upto)}")
+                       .select("version", "operation", "operationParameters",
+                               "operationMetrics").collect()}
+            rows = 0
+            for version in range(after + 1, upto + 1):
+                commit = history.get(version)
+                if commit is None:
+                    return Appended(reason=f"the history of {name} v{version} is gone "
+                                           "(log cleanup)")
+                operation = commit["operation"]
+                mode = (commit["operationParameters"] or {}).get("mode", "?")
+                if operation != "WRITE" or mode != "Append":
+                    return Appended(reason=f"{name} v{version} is a {operation} ({mode}), "
+                                           "not a plain append")
+                rows += int((commit["operationMetrics"] or {}).get("numOutputRows", 0))
+            before = {_local_path(f) for f in self.read(name, after).inputFiles()}
+            files = sorted(f for f in map(_local_path, self.read(name, upto).inputFiles())
+                           if f not in before)
+        except Exception as exc:  # py4j: the log between the versions cannot be read
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            return Appended(reason=f"the history of {name} v{after}..v{upto} cannot be read "
+                                   f"({type(exc).__name__}: {first})")
+        return Appended(files=files, rows=rows)
+
+    def read_files(self, name: str, files: list[str]) -> DataFrame:
+        """The rows of some of ``name``'s data files (e.g. :meth:`appended_files`), read
+        with the table's schema."""
+        return self.spark.read.schema(SCHEMAS[name]).parquet(*files)
+
+    def _latest(self, name: str) -> int:
         version = self.version(name)
         assert version is not None
         return version

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from moviegraph import config
-from moviegraph.graph.incremental import cross_pair_counts, iter_cross_pair_counts
-from moviegraph.graph.kernels import decode_pairs
+from moviegraph.graph.kernels import cross_pair_counts, decode_pairs, iter_cross_pair_counts
 from moviegraph.pipeline import run_stage
 from moviegraph.tables import Warehouse
 from tests.conftest import ml100k_folder
@@ -156,24 +155,24 @@ def test_appended_ratings_update_pair_counts_like_a_full_recount(spark, tmp_path
 
 
 def test_only_plain_appends_count_as_added_ratings(spark, warehouse):
-    from moviegraph.graph.incremental import appended_files
-
     df = spark.createDataFrame([(1, 2, 4.0, 10), (1, 3, 5.0, 11)],
                                "user_id int, movie_id int, rating float, ts long")
     warehouse.write("ratings", df)
     warehouse.write("ratings", df.limit(1), mode="append")
     warehouse.write("ratings", df, mode="append")
-    path = warehouse.path("ratings")
-    files, rows, reason = appended_files(spark, path, 0, 2)
-    assert (rows, reason) == (3, "") and len(files) >= 2
-    assert sorted(spark.read.parquet(*files).collect()) == sorted(
+    added = warehouse.appended_files("ratings", 0, 2)
+    assert (added.rows, added.reason) == (3, "") and len(added.files) >= 2
+    assert all(Path(f).is_file() for f in added.files)
+    assert sorted(warehouse.read_files("ratings", added.files).collect()) == sorted(
         df.limit(1).collect() + df.collect())
+    assert warehouse.appended_files("ratings", 1, 2).rows == 2
     warehouse.write("ratings", df)  # v3: an overwrite
-    files, rows, reason = appended_files(spark, path, 0, 3)
-    assert (files, rows) == ([], 0)
-    assert "ratings v3 is a WRITE (Overwrite" in reason
-    (Path(path) / "_delta_log" / f"{1:020d}.json").unlink()  # as log cleanup would
-    assert "log entry of ratings v1 is gone" in appended_files(spark, path, 0, 2)[2]
+    added = warehouse.appended_files("ratings", 0, 3)
+    assert (added.files, added.rows) == ([], 0)
+    assert "ratings v3 is a WRITE (Overwrite" in added.reason
+    (Path(warehouse.path("ratings")) / "_delta_log" / f"{1:020d}.json").unlink()  # log gone
+    reason = warehouse.appended_files("ratings", 0, 2).reason
+    assert "history of ratings v" in reason, reason
 
 
 @pytest.fixture(scope="module")
@@ -209,13 +208,11 @@ def test_incremental_is_refused_when_it_would_not_equal_a_recount(spark, appende
 
     wh = appended_warehouse
     base = _cfg(wh.root, Path("unused"))
-    ok = plan_incremental(spark, wh, base.pairs, base.section_hash("pairs"),
-                          wh.version("ratings"))
+    ok = plan_incremental(wh, base.pairs, base.section_hash("pairs"), wh.version("ratings"))
     assert ok.applies, ok.reason
     assert (ok.from_version, ok.to_version, ok.added_rows) == (0, 1, 2)
     assert len(ok.files) >= 1 and all(Path(f).is_file() for f in ok.files)
     cfg = _cfg(wh.root, Path("unused"), *extra)
-    refused = plan_incremental(spark, wh, cfg.pairs, cfg.section_hash("pairs"),
-                               wh.version("ratings"))
+    refused = plan_incremental(wh, cfg.pairs, cfg.section_hash("pairs"), wh.version("ratings"))
     assert not refused.applies and reason in refused.reason
     assert refused.files == []

@@ -1,5 +1,9 @@
 """Numpy/scipy kernels of the graph jobs: block-pair co-occurrence counts and components.
 
+Two kinds of tasks share one counting core (the incidence-matrix product): the block
+pairs of a full count, and the cross tasks of an incremental one (appended movies x the
+user's earlier movies, see :mod:`moviegraph.graph.incremental`).
+
 Nothing here knows about Spark: the Spark layer hands in flat numpy arrays (Arrow list
 columns as offsets + values) and gets numpy arrays back.
 
@@ -67,6 +71,32 @@ def chunk_bounds(cells: np.ndarray, max_cells: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def _incidence_product(a_vals: np.ndarray, a_rows: np.ndarray, b_vals: np.ndarray,
+                       b_rows: np.ndarray, k: int) -> tuple[np.ndarray, sp.coo_matrix]:
+    """``(ids, A^T B)``: the movie x movie product of the task x movie incidence matrices
+    of A and B, over local ids (``ids[local]`` is the movie id; local ids keep the order of
+    movie ids, so "local a < local b" is "a < b"). scipy's sparse product in C sums the
+    co-occurrences across tasks."""
+    ids, inverse = np.unique(np.concatenate([a_vals, b_vals]), return_inverse=True)
+    m = len(ids)
+    a_loc = inverse[:a_vals.size].astype(np.int32)
+    b_loc = inverse[a_vals.size:].astype(np.int32)
+    at = sp.csr_matrix((np.ones(a_vals.size, np.int32), (a_loc, a_rows)), shape=(m, k))
+    bm = sp.csr_matrix((np.ones(b_vals.size, np.int32), (b_rows, b_loc)), shape=(k, m))
+    return ids, (at @ bm).tocoo()
+
+
+def _sorted_codes(ids: np.ndarray, row: np.ndarray, col: np.ndarray,
+                  counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, counts)`` of the local pairs ``(row, col)``, sorted by code."""
+    codes = encode_pairs(ids[row], ids[col])
+    order = np.argsort(codes, kind="stable")
+    return codes[order], counts[order].astype(np.int64)
+
+
+_EMPTY = (np.empty(0, np.int64), np.empty(0, np.int64))
+
+
 def block_pair_counts(a_ptr: np.ndarray, a_items: np.ndarray, b_ptr: np.ndarray,
                       b_items: np.ndarray, diag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pair counts of a chunk of tasks, aggregated: ``(codes, counts)``, codes sorted.
@@ -79,9 +109,8 @@ def block_pair_counts(a_ptr: np.ndarray, a_items: np.ndarray, b_ptr: np.ndarray,
 
     For off-diagonal tasks every id of A must be smaller than every id of B (what
     cutting a sorted list into blocks gives). The counts are the co-occurrence product
-    ``A^T B`` of the task x movie incidence matrices, computed by scipy's sparse
-    product in C (which sums duplicates across tasks) and keeping cells ``a < b``:
-    on the diagonal that is the upper triangle, off the diagonal every cell.
+    ``A^T B`` of the task x movie incidence matrices, keeping cells ``a < b``: on the
+    diagonal that is the upper triangle, off the diagonal every cell.
     """
     a_ptr = np.asarray(a_ptr, dtype=np.int64)
     b_ptr = np.asarray(b_ptr, dtype=np.int64)
@@ -98,25 +127,39 @@ def block_pair_counts(a_ptr: np.ndarray, a_items: np.ndarray, b_ptr: np.ndarray,
     b_vals = np.empty(b_idx.size, dtype=a_items.dtype)
     b_vals[b_from_a] = a_items[b_idx[b_from_a]]
     b_vals[~b_from_a] = b_items[b_idx[~b_from_a]]
-    b_rows = np.repeat(np.arange(k, dtype=np.int32), len_b)
     if a_vals.size == 0 or b_vals.size == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    # Local ids keep the order of movie ids, so "local a < local b" is "a < b".
-    ids, inverse = np.unique(np.concatenate([a_vals, b_vals]), return_inverse=True)
-    m = len(ids)
-    a_loc = inverse[:a_vals.size].astype(np.int32)
-    b_loc = inverse[a_vals.size:].astype(np.int32)
-    a_rows = np.repeat(np.arange(k, dtype=np.int32), len_a)
-    ones_a = np.ones(a_vals.size, dtype=np.int32)
-    ones_b = np.ones(b_vals.size, dtype=np.int32)
-    at = sp.csr_matrix((ones_a, (a_loc, a_rows)), shape=(m, k))  # movie x task
-    bm = sp.csr_matrix((ones_b, (b_rows.astype(np.int32), b_loc)), shape=(k, m))  # task x movie
-    prod = (at @ bm).tocoo()
+        return _EMPTY
+    ids, prod = _incidence_product(a_vals, np.repeat(np.arange(k, dtype=np.int32), len_a),
+                                   b_vals, np.repeat(np.arange(k, dtype=np.int32), len_b), k)
     keep = prod.row < prod.col
-    codes = encode_pairs(ids[prod.row[keep]], ids[prod.col[keep]])
-    counts = prod.data[keep].astype(np.int64)
-    order = np.argsort(codes, kind="stable")
-    return codes[order], counts[order]
+    return _sorted_codes(ids, prod.row[keep], prod.col[keep], prod.data[keep])
+
+
+def cross_pair_counts(a_ptr: np.ndarray, a_items: np.ndarray, b_ptr: np.ndarray,
+                      b_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of the pairs ``{x, y}``, x in task k's A, y in its B, coded ``min << 32 | max``.
+
+    Task ``k``'s A is ``a_items[a_ptr[k]:a_ptr[k+1]]``, its B likewise; A and B must be
+    disjoint (ValueError otherwise) but, unlike the block tasks of a sorted list, their ids
+    may interleave (incremental counts: appended movies x earlier ones). Returns
+    ``(codes, counts)`` aggregated over the tasks, codes sorted.
+    """
+    a_ptr = np.asarray(a_ptr, dtype=np.int64)
+    b_ptr = np.asarray(b_ptr, dtype=np.int64)
+    k = len(a_ptr) - 1
+    a_vals = np.asarray(a_items)[a_ptr[0]:a_ptr[-1]]
+    b_vals = np.asarray(b_items)[b_ptr[0]:b_ptr[-1]]
+    if k <= 0 or a_vals.size == 0 or b_vals.size == 0:
+        return _EMPTY
+    ids, prod = _incidence_product(a_vals, np.repeat(np.arange(k, dtype=np.int32),
+                                                     np.diff(a_ptr)),
+                                   b_vals, np.repeat(np.arange(k, dtype=np.int32),
+                                                     np.diff(b_ptr)), k)
+    if np.any(prod.row == prod.col):
+        raise ValueError("a task's A and B share a movie: the pairs would not be distinct")
+    # An unordered pair may come as (x, y) or (y, x): fold both onto the upper triangle.
+    folded = sp.triu(prod + prod.T, k=1).tocoo()
+    return _sorted_codes(ids, folded.row, folded.col, folded.data)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -133,13 +176,31 @@ def iter_block_pair_counts(a_ptr: np.ndarray, a_items: np.ndarray, b_ptr: np.nda
                            b_items: np.ndarray, diag: np.ndarray,
                            max_cells: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """:func:`block_pair_counts` over chunks of at most ``max_cells`` work each."""
+    diag = np.asarray(diag, dtype=bool)
+    return _chunked(lambda a, b, lo, hi: block_pair_counts(a, a_items, b, b_items,
+                                                            diag[lo:hi]),
+                    a_ptr, b_ptr, diag, max_cells)
+
+
+def iter_cross_pair_counts(a_ptr: np.ndarray, a_items: np.ndarray, b_ptr: np.ndarray,
+                           b_items: np.ndarray,
+                           max_cells: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`cross_pair_counts` over chunks of at most ``max_cells`` cells each."""
+    return _chunked(lambda a, b, lo, hi: cross_pair_counts(a, a_items, b, b_items),
+                    a_ptr, b_ptr, None, max_cells)
+
+
+def _chunked(kernel, a_ptr: np.ndarray, b_ptr: np.ndarray, diag: np.ndarray | None,
+             max_cells: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Run ``kernel(a_ptr chunk, b_ptr chunk, start, stop)`` over consecutive chunks of
+    tasks of at most ``max_cells`` work (``task_cells``); yield its non-empty results."""
     a_ptr = np.asarray(a_ptr, dtype=np.int64)
     b_ptr = np.asarray(b_ptr, dtype=np.int64)
-    diag = np.asarray(diag, dtype=bool)
-    cells = task_cells(np.diff(a_ptr), np.diff(b_ptr), diag)
+    n = len(a_ptr) - 1
+    cells = task_cells(np.diff(a_ptr), np.diff(b_ptr),
+                       np.zeros(n, bool) if diag is None else diag)
     for start, stop in chunk_bounds(cells, max_cells):
-        codes, counts = block_pair_counts(a_ptr[start:stop + 1], a_items,
-                                          b_ptr[start:stop + 1], b_items, diag[start:stop])
+        codes, counts = kernel(a_ptr[start:stop + 1], b_ptr[start:stop + 1], start, stop)
         if codes.size:
             yield codes, counts
 

@@ -13,24 +13,33 @@ per int64 pair code.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from moviegraph.faults import fail_once
-from moviegraph.graph.kernels import LOW_MASK, SHIFT, iter_block_pair_counts
+from moviegraph.graph.kernels import (
+    LOW_MASK,
+    SHIFT,
+    iter_block_pair_counts,
+    iter_cross_pair_counts,
+)
+from moviegraph.tables import one_row
 
 # Work budget of one kernel call (cells of the block product): bounds a Python worker's
 # memory to a few hundred MB whatever the users look like.
 MAX_CELLS = 1 << 22
 
 TASK_SCHEMA = "code long, n long"
+
+#: A ``mapInArrow`` function: Arrow batches in, Arrow batches out.
+ArrowFn = Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 
 @dataclass
@@ -46,7 +55,7 @@ def ranking_train_part(ratings: DataFrame) -> DataFrame:
     """The train part of EVALUATION.md's ranking split, in Spark.
 
     Each user's ratings ordered by ``(ts, movie_id)``; the last ``max(1, n // 5)`` are
-    test and dropped (the same rule as :func:`moviegraph.evaluate.splits.ranking_split`,
+    test and dropped (the same rule as :func:`moviegraph.protocol.splits.ranking_split`,
     which the trainer applies on the driver). The movie id breaks timestamp ties, so the
     result does not depend on partitioning.
     """
@@ -85,8 +94,8 @@ def user_lists(kept: DataFrame, max_items_per_user: int = 0, seed: int = 0) -> U
         "user_id", F.size("hms").alias("full"),
         F.sort_array(F.transform(F.slice("hms", 1, cap), lambda x: x["m"])).alias("items"))
     lists = lists.withColumn("n", F.size("items")).persist(StorageLevel.MEMORY_AND_DISK)
-    row = lists.agg(F.sum(F.when(F.col("full") > cap, 1).otherwise(0)).alias("users"),
-                    F.sum(F.col("full") - F.col("n")).alias("dropped")).first()
+    row = one_row(lists.agg(F.sum(F.when(F.col("full") > cap, 1).otherwise(0)).alias("users"),
+                            F.sum(F.col("full") - F.col("n")).alias("dropped")))
     return UserLists(lists.drop("full"), int(row["users"] or 0), int(row["dropped"] or 0))
 
 
@@ -96,6 +105,18 @@ def item_counts(lists: DataFrame) -> DataFrame:
             .groupBy("movie_id").agg(F.count(F.lit(1)).alias("n")))
 
 
+def _last_block(n: Column, block_size: int) -> Column:
+    """Index of the last block of a list of ``n`` movies."""
+    return F.floor((n - 1) / F.lit(int(block_size))).cast("int")
+
+
+def _explode_blocks(df: DataFrame, keep: list[str], name: str, first: Column,
+                    last: Column) -> DataFrame:
+    """``df`` (its ``keep`` columns) with one row per block index ``first..last`` in
+    column ``name``."""
+    return df.select(*keep, F.explode(F.sequence(first, last)).alias(name))
+
+
 def block_tasks(lists: DataFrame, block_size: int, partitions: int) -> DataFrame:
     """One row per (user, block i, block j), i <= j, hash-spread over ``partitions``.
 
@@ -103,13 +124,12 @@ def block_tasks(lists: DataFrame, block_size: int, partitions: int) -> DataFrame
     ``i == j``: the task pairs block i with itself). Users with one movie make no task.
     """
     bs = int(block_size)
-    nb = F.floor((F.col("n") - 1) / F.lit(bs)).cast("int")  # last block index
-    with_i = (lists.filter(F.col("n") >= 2)
-              .select("user_id", "items", nb.alias("last"))
-              .select("user_id", "items", "last",
-                      F.explode(F.sequence(F.lit(0), F.col("last"))).alias("bi")))
-    with_j = with_i.select("user_id", "items", "bi",
-                           F.explode(F.sequence(F.col("bi"), F.col("last"))).alias("bj"))
+    with_last = lists.filter(F.col("n") >= 2).select(
+        "user_id", "items", _last_block(F.col("n"), bs).alias("last"))
+    with_i = _explode_blocks(with_last, ["user_id", "items", "last"], "bi", F.lit(0),
+                             F.col("last"))
+    with_j = _explode_blocks(with_i, ["user_id", "items", "bi"], "bj", F.col("bi"),
+                             F.col("last"))
     empty = F.array().cast(T.ArrayType(T.IntegerType()))
     tasks = with_j.select(
         "user_id", "bi", "bj",
@@ -119,33 +139,54 @@ def block_tasks(lists: DataFrame, block_size: int, partitions: int) -> DataFrame
     return tasks.repartition(int(partitions), "user_id", "bi", "bj")
 
 
-def _count_batches(max_cells: int):
+def cross_tasks(lists: DataFrame, block_size: int, partitions: int) -> DataFrame:
+    """One row per (user, new block i, old block k): ``user_id, bi, bj, a (new), b (old)``.
+
+    ``lists`` has ``user_id, items`` (new, sorted) and ``old`` (sorted); each task does at
+    most ``block_size²`` work, and tasks are hash-spread like :func:`block_tasks`' (the
+    incremental count's tasks, :mod:`moviegraph.graph.incremental`).
+    """
+    bs = int(block_size)
+    with_i = _explode_blocks(lists.where((F.size("items") > 0) & (F.size("old") > 0)),
+                             ["user_id", "items", "old"], "bi", F.lit(0),
+                             _last_block(F.size("items"), bs))
+    with_k = _explode_blocks(with_i, ["user_id", "items", "old", "bi"], "bj", F.lit(0),
+                             _last_block(F.size("old"), bs))
+    tasks = with_k.select("user_id", "bi", "bj",
+                          F.slice("items", F.col("bi") * bs + 1, bs).alias("a"),
+                          F.slice("old", F.col("bj") * bs + 1, bs).alias("b"))
+    return tasks.repartition(int(partitions), "user_id", "bi", "bj")
+
+
+def _count_batches(max_cells: int, cross: bool) -> ArrowFn:
     """The mapInArrow function: task batches in, pre-aggregated ``(code, n)`` out."""
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             fail_once("pairs")  # test hook (moviegraph.faults); a no-op unless set
             a = batch.column("a")
             b = batch.column("b")
-            diag = (batch.column("bi").to_numpy(zero_copy_only=False)
-                    == batch.column("bj").to_numpy(zero_copy_only=False))
-            a_ptr = a.offsets.to_numpy()
-            b_ptr = b.offsets.to_numpy()
-            a_items = a.values.to_numpy(zero_copy_only=False)
-            b_items = b.values.to_numpy(zero_copy_only=False)
-            for codes, counts in iter_block_pair_counts(a_ptr, a_items, b_ptr, b_items, diag,
-                                                        max_cells):
+            lists = (a.offsets.to_numpy(), a.values.to_numpy(zero_copy_only=False),
+                     b.offsets.to_numpy(), b.values.to_numpy(zero_copy_only=False))
+            if cross:
+                chunks = iter_cross_pair_counts(*lists, max_cells)
+            else:
+                diag = (batch.column("bi").to_numpy(zero_copy_only=False)
+                        == batch.column("bj").to_numpy(zero_copy_only=False))
+                chunks = iter_block_pair_counts(*lists, diag, max_cells)
+            for codes, counts in chunks:
                 yield pa.RecordBatch.from_arrays([pa.array(codes), pa.array(counts)],
                                                  names=["code", "n"])
 
     return run
 
 
-def pair_counts(tasks: DataFrame, max_cells: int = MAX_CELLS) -> DataFrame:
-    """``(movie_a, movie_b, n)`` with ``movie_a < movie_b``, summed over all tasks."""
-    coded = tasks.mapInArrow(_count_batches(max_cells), TASK_SCHEMA)
+def pair_counts(tasks: DataFrame, max_cells: int = MAX_CELLS, cross: bool = False) -> DataFrame:
+    """``(movie_a, movie_b, n)`` with ``movie_a < movie_b``, summed over all tasks
+    (:func:`block_tasks`, or :func:`cross_tasks` with ``cross=True``)."""
+    coded = tasks.mapInArrow(_count_batches(max_cells, cross), TASK_SCHEMA)
     summed = coded.groupBy("code").agg(F.sum("n").alias("n"))
     return summed.select(
         F.shiftright("code", SHIFT).cast("int").alias("movie_a"),
@@ -157,12 +198,12 @@ def list_stats(lists: DataFrame, block_size: int) -> dict[str, int]:
     """Users, kept ratings, Σ n_u(n_u-1)/2 (pairs to count), Σ n_u², largest n_u, tasks."""
     n = F.col("n").cast("long")
     nb = F.floor((n - 1) / F.lit(int(block_size))) + 1
-    row = lists.agg(
+    row = one_row(lists.agg(
         F.count(F.lit(1)).alias("users"), F.sum(n).alias("kept"),
         F.sum(n * (n - 1) / 2).cast("long").alias("pairs"),
         F.sum(n * n).alias("sum_sq"), F.max(n).alias("max_n"),
         F.sum(F.when(n >= 2, nb * (nb + 1) / 2).otherwise(0)).cast("long").alias("tasks"),
         F.sum(F.when(n > int(block_size), 1).otherwise(0)).alias("split_users"),
-    ).first()
+    ))
     return {k: int(row[k] or 0) for k in row.asDict()}
 

@@ -16,10 +16,12 @@ import math
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from moviegraph.tables import one_row
+
 
 def log_total(item_counts: DataFrame) -> float:
     """``D = log(Σ item_count)``; ValueError when there is no kept rating at all."""
-    total = item_counts.agg(F.sum("n").alias("t")).first()["t"]
+    total = one_row(item_counts.agg(F.sum("n").alias("t")))["t"]
     if not total:
         raise ValueError("no kept ratings: item_counts is empty (is pairs.min_rating too "
                          "high for this data?)")

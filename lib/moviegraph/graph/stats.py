@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from moviegraph.graph.kernels import min_label_components
 from moviegraph.session import graphframes_available
+from moviegraph.tables import one_row
 
 # Above this many edges the driver path would hold too much: use the Spark loop.
 DRIVER_MAX_EDGES = 50_000_000
@@ -141,12 +142,11 @@ def vertex_table(spark: SparkSession, nodes: DataFrame, edges: DataFrame, num_ed
 
 def graph_stats(vertices: DataFrame, num_edges: int, method: str) -> GraphStats:
     """Counts of the written vertex table (one pass plus a group-by on components)."""
-    row = vertices.agg(F.count(F.lit(1)).alias("v"),
-                       F.sum(F.when(F.col("degree") == 0, 1).otherwise(0)).alias("iso"),
-                       F.max("degree").alias("maxd"), F.avg("degree").alias("meand"),
-                       F.countDistinct("component").alias("comps")).first()
-    largest = (vertices.groupBy("component").count().agg(F.max("count").alias("m"))
-               .first()["m"])
+    row = one_row(vertices.agg(F.count(F.lit(1)).alias("v"),
+                               F.sum(F.when(F.col("degree") == 0, 1).otherwise(0)).alias("iso"),
+                               F.max("degree").alias("maxd"), F.avg("degree").alias("meand"),
+                               F.countDistinct("component").alias("comps")))
+    largest = one_row(vertices.groupBy("component").count().agg(F.max("count").alias("m")))["m"]
     return GraphStats(vertices=int(row["v"]), edges=num_edges, isolated=int(row["iso"] or 0),
                       components=int(row["comps"]), largest_component=int(largest or 0),
                       max_degree=int(row["maxd"] or 0), mean_degree=float(row["meand"] or 0),
