@@ -177,7 +177,7 @@ def test_fit_on_low_rank_data_beats_biases_and_training_error_falls() -> None:
     u, i, r = _synthetic(seed=4, n_users=120, n_items=80, density=0.4)
     test = np.random.default_rng(0).random(len(r)) < 0.15
     fit = ~test
-    cfg = BPMFConfig(dim=3, burn_in=15, samples=40, seed=0)
+    cfg = BPMFConfig(dim=3, burn_in=15, samples=40, seed=0, side="none")
     res = train_bpmf(u[fit], i[fit], r[fit], 120, 80, cfg, evaluate=[(u[test], i[test])],
                      device=CPU)
     rmse_train = [h["train_rmse"] for h in res.history]
@@ -199,7 +199,8 @@ def test_fit_on_low_rank_data_beats_biases_and_training_error_falls() -> None:
 
 def test_written_vectors_reproduce_the_posterior_average() -> None:
     u, i, r = _synthetic(seed=7)
-    res = train_bpmf(u, i, r, 60, 40, BPMFConfig(dim=3, burn_in=3, samples=6, seed=1),
+    res = train_bpmf(u, i, r, 60, 40, BPMFConfig(dim=3, burn_in=3, samples=6, seed=1,
+                                                 side="none"),
                      evaluate=[(u, i)], device=CPU)
     # Plain reference: average of mu + b_u + b_i + <p, q> over the kept samples.
     us, vs = res.user_samples.double().numpy(), res.item_samples.double().numpy()
@@ -238,4 +239,4 @@ def test_config_rejects_bad_values() -> None:
         BPMFConfig(noise="movie")
     with pytest.raises(ValueError):
         train_bpmf(np.array([0, 5]), np.array([0, 1]), np.array([3.0, 4.0]), 2, 2,
-                   BPMFConfig(dim=2, burn_in=0, samples=1), device=CPU)
+                   BPMFConfig(dim=2, burn_in=0, samples=1, side="none"), device=CPU)

@@ -48,71 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from moviegraph.config.models import BPMFConfig
 from moviegraph.train.device import pick_device
-
-
-@dataclass
-class BPMFConfig:
-    """Settings of :func:`train_bpmf`.
-
-    Attributes:
-        dim: latent factors (each side also carries a bias coordinate).
-        burn_in: sweeps discarded before averaging.
-        samples: sweeps averaged after burn-in.
-        beta0: Normal-Wishart: prior precision scale of the hyper-mean.
-        alpha: fixed noise precision; None samples it (Gamma(a0, b0) prior).
-        a0, b0: Gamma prior on ``alpha`` (shape, rate) when it is sampled.
-        init_std: standard deviation of the initial states.
-        seed: seeds every draw.
-        chunk: ratings per scatter chunk (bounds memory at ``chunk * k * k`` numbers).
-        dtype: ``"float64"`` or ``"float32"`` for the sampler's tensors.
-        noise: ``"global"``, ``"user"`` or ``"user_movie"`` noise precisions (see the module).
-        noise_shape: shape = rate of the Gamma prior of the per-user / per-movie scales.
-        side: implicit feedback as side information (:class:`SideLink`): ``"none"``,
-            ``"users"`` (a user's prior mean from the movies they rated) or ``"both"``
-            (also a movie's prior mean from who rated it).
-        side_reg: ``lambda`` of the link's prior.
-        keep_samples: keep every averaged sample (on the CPU) for :func:`interaction_vectors`.
-    """
-
-    dim: int = 10
-    burn_in: int = 20
-    samples: int = 100
-    beta0: float = 2.0
-    alpha: float | None = None
-    a0: float = 1.0
-    b0: float = 1.0
-    init_std: float = 0.1
-    seed: int = 0
-    chunk: int = 1 << 20
-    dtype: str = "float64"
-    noise: str = "global"
-    noise_shape: float = 2.0
-    side: str = "none"
-    side_reg: float = 10.0
-    keep_samples: bool = True
-
-    def __post_init__(self) -> None:
-        if self.dim < 1:
-            raise ValueError(f"dim must be >= 1, got {self.dim}")
-        if self.burn_in < 0 or self.samples < 1:
-            raise ValueError("burn_in must be >= 0 and samples >= 1")
-        if self.beta0 <= 0 or self.a0 <= 0 or self.b0 <= 0:
-            raise ValueError("beta0, a0 and b0 must be > 0")
-        if self.alpha is not None and self.alpha <= 0:
-            raise ValueError(f"alpha must be > 0 or None, got {self.alpha}")
-        if self.dtype not in ("float64", "float32"):
-            raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}")
-        if self.noise not in ("global", "user", "user_movie"):
-            raise ValueError(f"noise must be global, user or user_movie, got {self.noise!r}")
-        if self.side not in ("none", "users", "both"):
-            raise ValueError(f"side must be none, users or both, got {self.side!r}")
-        if self.side_reg <= 0:
-            raise ValueError("side_reg must be > 0")
-        if self.noise_shape <= 0:
-            raise ValueError("noise_shape must be > 0")
-        if self.chunk < 1:
-            raise ValueError("chunk must be >= 1")
 
 
 def normal_wishart_posterior(x: np.ndarray, beta0: float, nu0: float, w0_inv: np.ndarray,
@@ -364,9 +301,9 @@ def train_bpmf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, num_us
         # Hyperparameters given the current states (k x k: numpy, float64), then the link.
         off = side.offsets(k) if side is not None else 0.0
         extra, rows = side.scatter() if side is not None else (None, 0)
-        m, lam = sample_hyper((states - off).double().cpu().numpy(), cfg.beta0, rng,
-                              extra, rows)
-        m, lam = as_t(m), as_t(lam)
+        m_np, lam_np = sample_hyper((states - off).double().cpu().numpy(), cfg.beta0, rng,
+                                    extra, rows)
+        m, lam = as_t(m_np), as_t(lam_np)
         if side is None:
             return m, lam
         side.sample(states, m, lam, gen)

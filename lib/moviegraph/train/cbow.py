@@ -17,40 +17,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from moviegraph.config.models import CBOWConfig
 from moviegraph.train.device import pick_device
 from moviegraph.train.loop import FitResult, LoopConfig, epoch_generator, fit
 from moviegraph.train.skipgram import NegativeSampler, token_counts
-
-
-@dataclass
-class CBOWConfig:
-    """Hyper-parameters of :func:`train_cbow`.
-
-    Attributes:
-        dim: vector size.
-        window: context positions on each side of the centre.
-        loss: ``"softmax"`` (full) or ``"negative"`` (sampling).
-        negative: negatives per centre for ``loss="negative"``.
-        lr: Adam learning rate.
-        epochs: passes over the sentences.
-        batch_sentences: sentences per step.
-        seed: initialisation and draws.
-    """
-
-    dim: int = 64
-    window: int = 5
-    loss: str = "softmax"
-    negative: int = 10
-    lr: float = 0.01
-    epochs: int = 10
-    batch_sentences: int = 64
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.loss not in ("softmax", "negative"):
-            raise ValueError(f"loss must be 'softmax' or 'negative', got {self.loss!r}")
-        if self.dim < 1 or self.window < 1 or self.negative < 1:
-            raise ValueError("dim, window and negative must be >= 1")
 
 
 class CBOW(nn.Module):

@@ -28,59 +28,9 @@ import torch
 from numba import njit, prange
 from torch import nn
 
+from moviegraph.config.models import SkipGramConfig
 from moviegraph.train.device import pick_device
 from moviegraph.train.loop import FitResult, LoopConfig, epoch_generator, fit
-
-
-@dataclass
-class SkipGramConfig:
-    """Hyper-parameters of :func:`train_skipgram` (word2vec's names and defaults).
-
-    Attributes:
-        dim: vector size.
-        window: maximum distance between centre and context tokens.
-        negative: negative samples per positive pair.
-        ns_exponent: exponent of the unigram distribution negatives are drawn from.
-        sample: subsampling threshold (0 disables subsampling).
-        alpha, min_alpha: learning rate at the first and last token.
-        epochs: passes over the walks.
-        batch_walks: walks per SGD step. Rows touched several times in one step get the
-            sum of their updates, so very large batches on a small vocabulary act like a
-            larger learning rate; a few hundred walks keep word2vec's behaviour.
-        seed: seeds initialisation and every random draw (per epoch, see ``loop``).
-        backend: ``"numba"`` (CPU: word2vec's per-pair SGD in a compiled loop over the
-            tensor-built pairs, in cache, Hogwild over ``threads``), ``"torch"`` (batched
-            gather / bmm / index_add_, any device) or ``"auto"`` (numba on CPU, torch on
-            CUDA).
-        threads: CPU threads of the numba kernel (None: torch's thread count). With more
-            than one thread, updates race as in word2vec and gensim, so runs are only
-            bit-for-bit repeatable with ``threads=1``.
-    """
-
-    dim: int = 128
-    window: int = 5
-    negative: int = 5
-    ns_exponent: float = 0.75
-    sample: float = 1e-3
-    alpha: float = 0.025
-    min_alpha: float = 1e-4
-    epochs: int = 5
-    batch_walks: int = 256
-    seed: int = 0
-    backend: str = "auto"
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.backend not in ("auto", "numba", "torch"):
-            raise ValueError(f"backend must be auto, numba or torch, got {self.backend!r}")
-        if self.dim < 1 or self.window < 1 or self.negative < 1:
-            raise ValueError("dim, window and negative must be >= 1")
-        if self.sample < 0:
-            raise ValueError(f"sample must be >= 0, got {self.sample}")
-        if not 0 < self.min_alpha <= self.alpha:
-            raise ValueError("need 0 < min_alpha <= alpha")
-        if self.batch_walks < 1:
-            raise ValueError(f"batch_walks must be >= 1, got {self.batch_walks}")
 
 
 class SkipGram(nn.Module):

@@ -36,61 +36,9 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from moviegraph.config.models import SoftmaxConfig
 from moviegraph.train.device import pick_device
 from moviegraph.train.loop import FitResult, LoopConfig, epoch_generator, fit
-
-
-@dataclass
-class SoftmaxConfig:
-    """Hyper-parameters of :func:`train_softmax`.
-
-    Attributes:
-        dim: size of the user (tower output) and item (output embedding) vectors.
-        input_dim: size of the input movie embeddings pooled into the tower.
-        hidden: widths of the tower's hidden layers (ReLU).
-        dropout: dropout on the tower's input and hidden layers.
-        holdout: probability that a train movie is hidden from the tower in an epoch.
-        target: ``"held_out"`` (predict only hidden movies) or ``"all"``.
-        hide: ``"random"`` (each movie independently) or ``"recent"`` (a time cut).
-        loss: ``"full"`` softmax or ``"sampled"`` softmax.
-        num_sampled: negatives per batch for ``loss="sampled"``.
-        lr, weight_decay: AdamW settings.
-        epochs, batch_size: users per step.
-        seed: seeds initialisation and every draw (per epoch, see ``loop``).
-    """
-
-    dim: int = 64
-    input_dim: int = 128
-    hidden: tuple[int, ...] = (256,)
-    dropout: float = 0.3
-    holdout: float = 0.3
-    target: str = "held_out"
-    hide: str = "random"
-    loss: str = "full"
-    num_sampled: int = 512
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    epochs: int = 60
-    batch_size: int = 128
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.dim < 1 or self.input_dim < 1 or any(h < 1 for h in self.hidden):
-            raise ValueError("dim, input_dim and hidden widths must be >= 1")
-        if not 0 < self.holdout < 1:
-            raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.target not in ("held_out", "all"):
-            raise ValueError(f"target must be 'held_out' or 'all', got {self.target!r}")
-        if self.hide not in ("random", "recent"):
-            raise ValueError(f"hide must be 'random' or 'recent', got {self.hide!r}")
-        if self.hide == "recent" and self.holdout > 0.5:
-            raise ValueError("hide='recent' needs holdout <= 0.5")
-        if self.loss not in ("full", "sampled"):
-            raise ValueError(f"loss must be 'full' or 'sampled', got {self.loss!r}")
-        if self.num_sampled < 1 or self.batch_size < 1:
-            raise ValueError("num_sampled and batch_size must be >= 1")
 
 
 def item_side_features(
@@ -124,6 +72,8 @@ def item_side_features(
 
 class SoftmaxModel(nn.Module):
     """User tower (pooled movie embeddings + pooled side features -> MLP) and output layer."""
+
+    features: torch.Tensor  # buffer: side features per movie (n_items, f)
 
     def __init__(
         self, n_items: int, cfg: SoftmaxConfig, item_features: np.ndarray | None
@@ -270,8 +220,8 @@ def train_softmax(
             raise ValueError("hide='recent' needs times")
         recency = torch.as_tensor(time_ranks(x, times), dtype=torch.float32, device=device)
     popularity = np.bincount(x.indices, minlength=n_items).astype(np.float64)
-    q = popularity**0.75
-    q = torch.as_tensor(q / q.sum(), dtype=torch.float32, device=device)
+    weights = popularity**0.75
+    q = torch.as_tensor(weights / weights.sum(), dtype=torch.float32, device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     result = SoftmaxResult(model=model, fit=FitResult(), indptr=indptr, indices=indices)
 

@@ -5,6 +5,10 @@ Every parameter has a default here; ``conf/default.toml`` documents the same val
 value is rejected with the key and the allowed range, e.g.::
 
     ConfigError: walks.p = -1.0: must be > 0
+
+Sections nest: ``[train.node2vec]`` is the node2vec trainer's own settings dataclass
+(:mod:`moviegraph.config.models`), set with ``--set train.node2vec.dim=32``. List
+settings take TOML arrays or, on ``--set``, comma-separated values.
 """
 
 from __future__ import annotations
@@ -13,24 +17,47 @@ import dataclasses
 import hashlib
 import json
 import tomllib
+import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from moviegraph.config.models import (
+    BPMFConfig,
+    CBOWConfig,
+    EDLAEConfig,
+    MFConfig,
+    MFSettings,
+    SkipGramConfig,
+    SoftmaxConfig,
+    check_range,
+)
+from moviegraph.config.params import ConfigError, is_setting
+from moviegraph.config.params import param as _param
+
+__all__ = ["BPMFConfig", "CBOWConfig", "Config", "ConfigError", "EDLAEConfig", "MFConfig",
+           "MFSettings", "SkipGramConfig", "SoftmaxConfig", "apply", "describe", "load",
+           "render_default_toml"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+#: The models ``train`` can fit, in training order: one settings section each in
+#: :class:`TrainConfig` below (a test keeps these, the sections and the train stage's model
+#: registry equal).
+MODELS = ("node2vec", "cbow", "mf", "softmax", "edlae")
+#: The evaluate stage's baselines.
+BASELINES = ("mostpop", "itemknn", "ease", "gensim", "biases", "random")
 
 
-class ConfigError(ValueError):
-    """A configuration key is unknown, has the wrong type or is out of range."""
-
-
-def _param(default: Any, doc: str, *, gt: float | None = None, ge: float | None = None,
-           le: float | None = None, choices: tuple[Any, ...] | None = None) -> Any:
-    """A dataclass field carrying its documentation and allowed range."""
-    meta = {"doc": doc, "gt": gt, "ge": ge, "le": le, "choices": choices}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+def pq_pair(item: str) -> str:
+    """``"0.25:4"`` -> the same text once both numbers parse and are > 0; else ValueError."""
+    try:
+        p, q = (float(x) for x in str(item).split(":"))
+    except ValueError:
+        raise ValueError(f"bad entry {item!r}: want p:q, e.g. 0.25:4") from None
+    if not (p > 0 and q > 0):
+        raise ValueError(f"bad entry {item!r}: p and q must be > 0")
+    return str(item).strip()
 
 
 @dataclass
@@ -144,11 +171,13 @@ class WalksConfig:
 
 @dataclass
 class TrainConfig:
-    models: str = _param("node2vec,cbow,mf,edlae",
-                         "Comma-separated models to train: node2vec (skip-gram on walks), cbow "
-                         "(users' histories), mf (biased matrix factorisation), softmax "
-                         "(retrieval model: user tower, softmax over movies), edlae (low-rank "
-                         "linear autoencoder in closed form; the best ranker on ml-100k).")
+    models: list[str] = _param(
+        ["node2vec", "cbow", "mf", "edlae"],
+        "Models to train (in the order node2vec, cbow, mf, softmax, edlae whatever the order "
+        "given): node2vec (skip-gram on walks), cbow (users' histories), mf (biased matrix "
+        "factorisation), softmax (retrieval model: user tower, softmax over movies), edlae "
+        "(low-rank linear autoencoder in closed form; the best ranker on ml-100k). Each "
+        "model's settings are the section [train.<model>].", choices=MODELS, nonempty=True)
     seed: int = _param(42, "Seed of every model's initialisation and random draws.", ge=0)
     device: str = _param("auto", "auto = CUDA when present, else CPU; cuda falls back to CPU "
                                  "where none is present.", choices=("auto", "cpu", "cuda"))
@@ -159,79 +188,18 @@ class TrainConfig:
                              "per core); 1 is faster for small models on a busy machine.",
                           ge=0)
     distributed: bool = _param(False, "Train with PyTorch DDP (gloo on CPU, nccl on CUDA) "
-                                      "launched by Spark's TorchDistributor (mf only).")
+                                      "launched by Spark's TorchDistributor (mf with "
+                                      "method = adam only).")
     num_processes: int = _param(2, "Distributed: number of training processes.", ge=1)
     checkpoint_dir: str = _param("checkpoints", "Checkpoints go to <checkpoint_dir>/<model>/ "
                                                 "(relative paths: under the project root).")
     resume: bool = _param(False, "Continue each model from its last checkpoint (same config "
                                  "and inputs only); otherwise old checkpoints are cleared.")
-    patience: int = _param(0, "mf: stop after this many epochs without a better validation "
-                              "RMSE (a validation cut of the train part is then held out) and "
-                              "keep the best epoch; 0 = off.", ge=0)
-    node2vec_dim: int = _param(64, "node2vec: vector size.", ge=1)
-    node2vec_epochs: int = _param(5, "node2vec: passes over the walks.", ge=1)
-    node2vec_window: int = _param(5, "node2vec: context window.", ge=1)
-    node2vec_negative: int = _param(5, "node2vec: negative samples per pair.", ge=1)
-    node2vec_lr: float = _param(0.025, "node2vec: initial SGD learning rate (decays linearly).",
-                                gt=0.0)
-    node2vec_sample: float = _param(1e-3, "node2vec: frequent-token subsampling threshold "
-                                          "(0 = off).", ge=0.0)
-    node2vec_batch_walks: int = _param(256, "node2vec: walks per step.", ge=1)
-    cbow_dim: int = _param(64, "cbow: vector size.", ge=1)
-    cbow_epochs: int = _param(10, "cbow: passes over the users' histories.", ge=1)
-    cbow_window: int = _param(5, "cbow: context positions on each side.", ge=1)
-    cbow_loss: str = _param("softmax", "cbow: full softmax or negative sampling.",
-                            choices=("softmax", "negative"))
-    cbow_negative: int = _param(10, "cbow: negatives per centre (cbow_loss = negative).", ge=1)
-    cbow_lr: float = _param(0.01, "cbow: Adam learning rate.", gt=0.0)
-    cbow_batch: int = _param(64, "cbow: histories per step.", ge=1)
-    cbow_max_len: int = _param(200, "cbow: longer histories are cut into rows of this many.",
-                               ge=2)
-    mf_method: str = _param(
-        "bpmf", "mf: how the model is fitted: bpmf (Bayesian, Gibbs sampling; prediction = "
-                "posterior average) or adam (penalised least squares, mini-batch Adam).",
-        choices=("bpmf", "adam"))
-    mf_bpmf_dim: int = _param(20, "mf (bpmf): latent factors.", ge=1)
-    mf_burn_in: int = _param(20, "mf (bpmf): Gibbs sweeps discarded before averaging.", ge=0)
-    mf_samples: int = _param(150, "mf (bpmf): Gibbs sweeps averaged (each one pass over the "
-                                  "training ratings).", ge=1)
-    mf_side: str = _param(
-        "both", "mf (bpmf): implicit feedback as side information: a user's prior mean from "
-                "the movies they rated (users), also a movie's from who rated it (both), or "
-                "none.", choices=("none", "users", "both"))
-    mf_side_reg: float = _param(1.0, "mf (bpmf): ridge weight of the side-information link.",
-                                gt=0.0)
-    mf_noise: str = _param(
-        "global", "mf (bpmf): rating noise precision: one (global), scaled per user (user) or "
-                  "per user and movie (user_movie, robust BPMF).",
-        choices=("global", "user", "user_movie"))
-    mf_write_rank: int = _param(64, "mf (bpmf): columns of the written factor block (truncated "
-                                    "SVD of the posterior-mean interaction); 0 = exact (up to "
-                                    "min(users, movies, samples x dim) columns).", ge=0)
-    mf_dim: int = _param(128, "mf (adam): latent factors.", ge=1)
-    mf_epochs: int = _param(16, "mf (adam): passes over the training ratings.", ge=1)
-    mf_lr: float = _param(0.005, "mf (adam): learning rate.", gt=0.0)
-    mf_reg: float = _param(0.1, "mf (adam): L2 weight on factors, per observed rating.", ge=0.0)
-    mf_reg_bias: float = _param(0.01, "mf (adam): L2 weight on biases, per observed rating.",
-                                ge=0.0)
-    mf_batch_size: int = _param(1024, "mf (adam): ratings per step (distributed: over all "
-                                      "processes).", ge=1)
-    mf_biases: str = _param(
-        "full", "mf biases in the written vectors: drop (factors only), append (movie "
-                "[q, b_i, 1], user [p, 1, b_u], so user.movie = prediction - global mean) or "
-                "full (movie [q, b_i, 1, mu], user [p, 1, b_u, 1], so user.movie = "
-                "prediction).", choices=("drop", "append", "full"))
-    softmax_dim: int = _param(64, "softmax: user / movie vector size (+1 bias column).", ge=1)
-    softmax_epochs: int = _param(20, "softmax: passes over the users.", ge=1)
-    softmax_lr: float = _param(2e-3, "softmax: AdamW learning rate.", gt=0.0)
-    softmax_batch: int = _param(128, "softmax: users per step.", ge=1)
-    softmax_features: bool = _param(True, "softmax: pool genre and release-decade features "
-                                          "of the user's movies into the user tower.")
-    edlae_dim: int = _param(64, "edlae: vector size (rank of the low-rank EDLAE, Steck 2020; "
-                                "movie vectors V, user vectors x_u W).", ge=1)
-    edlae_dropout: float = _param(0.33, "edlae: emphasized-dropout probability.",
-                                  ge=0.0, le=0.95)
-    edlae_lam: float = _param(100.0, "edlae: ridge on the diagonal.", gt=0.0)
+    node2vec: SkipGramConfig = field(default_factory=SkipGramConfig)
+    cbow: CBOWConfig = field(default_factory=CBOWConfig)
+    mf: MFSettings = field(default_factory=MFSettings)
+    softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
+    edlae: EDLAEConfig = field(default_factory=EDLAEConfig)
 
 
 @dataclass
@@ -243,8 +211,8 @@ class SimilarConfig:
     block_size: int = _param(256, "Query rows (movies or users) scored per matrix product; "
                                   "a task holds block_size x catalogue scores at a time.",
                              ge=1)
-    models: str = _param("", "Comma-separated models to process; empty = every model in "
-                             "`embeddings`.")
+    models: list[str] = _param([], "Models to process; empty = every model in `embeddings`.",
+                               choices=MODELS)
     run_id: str = _param("", "Embeddings run_id to use; empty = the latest run of each model.")
     partitions: int = _param(0, "Tasks for the similarity joins; 0 = Spark's default "
                                 "parallelism.", ge=0)
@@ -256,22 +224,24 @@ class SimilarConfig:
 @dataclass
 class EvaluateConfig:
     k: int = _param(20, "Cut-off of Recall@k and NDCG@k (ranking split).", ge=1)
-    models: str = _param("", "Comma-separated models to evaluate; empty = every model in "
-                             "`embeddings` (its latest run).")
-    baselines: str = _param(
-        "mostpop,itemknn,ease,gensim,biases,random", "Comma-separated baselines: mostpop, "
-        "itemknn, ease (lambda tuned on a validation cut of train), gensim (skip-gram on the "
-        "same walks, skipped when gensim is not installed), biases (global mean and user + "
-        "item biases, RMSE), random (random vectors).")
-    ease_lambdas: str = _param("10,50,100,200,500,1000", "EASE lambda grid (comma-separated).")
+    models: list[str] = _param([], "Models to evaluate; empty = every model in `embeddings` "
+                                   "(its latest run).", choices=MODELS)
+    baselines: list[str] = _param(
+        list(BASELINES), "Baselines: mostpop, itemknn, ease (lambda tuned on a validation cut "
+        "of train), gensim (skip-gram on the same walks, skipped when gensim is not "
+        "installed), biases (global mean and user + item biases, RMSE), random (random "
+        "vectors).", choices=BASELINES)
+    ease_lambdas: list[float] = _param([10.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
+                                       "EASE lambda grid.", gt=0.0, nonempty=True)
     own_scorers: bool = _param(True, "Also rank with each model's own scorer from "
                                      "moviegraph.train.scorers (e.g. a user tower trained over "
                                      "frozen item vectors: minutes per model on ml-100k); off "
                                      "= the popularity-prior scorer, tuned on a validation cut.")
     max_dense_items: int = _param(20_000, "ItemKNN / EASE hold n_movies^2 floats: skipped "
                                           "above this many movies.", ge=1)
-    fidelity_pq: str = _param("", "Extra (p, q) pairs for the walk-fidelity check, e.g. "
-                                  "'0.25:4,4:0.25'; the configured walks.p, walks.q always.")
+    fidelity_pq: list[str] = _param([], "Extra (p, q) pairs for the walk-fidelity check, "
+                                        "e.g. ['0.25:4', '4:0.25']; the configured walks.p, "
+                                        "walks.q always.", check=pq_pair)
     report_dir: str = _param("reports", "Folder of the HTML reports (<run_id>.html and "
                                         "latest.html; relative paths: under the project root).")
     main_model: str = _param("", "Model of the 2-D map and first in the report; empty = the "
@@ -291,7 +261,7 @@ class EvaluateConfig:
 class ExportConfig:
     out: str = _param("exports", "Folder of the Embedding Projector TSVs and Parquet copies "
                                  "(local path, one subfolder per model).")
-    models: str = _param("", "Comma-separated models to export; empty = every model.")
+    models: list[str] = _param([], "Models to export; empty = every model.", choices=MODELS)
 
 
 @dataclass
@@ -322,79 +292,171 @@ class Config:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _check_value(key: str, value: Any, f: dataclasses.Field, typ: type) -> Any:
-    """Coerce ``value`` to the field's type and check its range; raise ConfigError."""
-    meta = f.metadata
+def _is_section(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _scalar(key: str, value: Any, typ: Any) -> Any:
+    """``value`` coerced to the scalar type ``typ``; ConfigError naming ``key`` otherwise."""
     if typ is bool:
         if isinstance(value, str):
             lowered = value.strip().lower()
             if lowered not in ("true", "false", "1", "0", "yes", "no"):
                 raise ConfigError(f"{key} = {value!r}: must be true or false")
-            value = lowered in ("true", "1", "yes")
-        elif not isinstance(value, bool):
+            return lowered in ("true", "1", "yes")
+        if not isinstance(value, bool):
             raise ConfigError(f"{key} = {value!r}: must be true or false")
-    elif typ is int:
+        return value
+    if typ is int:
         try:
             as_float = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key} = {value!r}: must be an integer") from None
         if isinstance(value, bool) or as_float != int(as_float):
             raise ConfigError(f"{key} = {value!r}: must be an integer")
-        value = int(as_float)
-    elif typ is float:
+        return int(as_float)
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: must be a number")
         try:
-            value = float(value)
+            return float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key} = {value!r}: must be a number") from None
-    elif typ is str:
-        value = str(value)
-    elif typ is dict and not isinstance(value, dict):
-        raise ConfigError(f"{key}: must be a table of settings")
-    if meta.get("choices") and value not in meta["choices"]:
-        allowed = ", ".join(map(str, meta["choices"]))
-        raise ConfigError(f"{key} = {value!r}: must be one of {allowed}")
-    if meta.get("gt") is not None and not value > meta["gt"]:
-        raise ConfigError(f"{key} = {value!r}: must be > {meta['gt']}")
-    if meta.get("ge") is not None and not value >= meta["ge"]:
-        raise ConfigError(f"{key} = {value!r}: must be >= {meta['ge']}")
-    if meta.get("le") is not None and not value <= meta["le"]:
-        raise ConfigError(f"{key} = {value!r}: must be <= {meta['le']}")
+    if typ is str:
+        if isinstance(value, (list, dict)):
+            raise ConfigError(f"{key} = {value!r}: must be a string")
+        return str(value)
+    if typ is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a table of settings")
+        return value
+    raise ConfigError(f"{key}: settings of type {typ} are not supported")
+
+
+def _check_value(key: str, value: Any, f: dataclasses.Field, typ: Any) -> Any:
+    """Coerce ``value`` to the field's type and check its range; raise ConfigError.
+
+    ``X | None`` fields take ``none`` (or an empty string) on ``--set``; list fields take
+    a TOML array or a comma-separated string.
+    """
+    meta = f.metadata
+    origin = get_origin(typ)
+    if origin in (Union, types.UnionType):
+        inner = next(a for a in get_args(typ) if a is not type(None))
+        if value is None or (isinstance(value, str)
+                             and value.strip().lower() in ("", "none", "null")):
+            return None
+        return _check_value(key, value, f, inner)
+    if origin in (list, tuple):
+        item_type = get_args(typ)[0]
+        if isinstance(value, str):
+            items = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise ConfigError(f"{key} = {value!r}: must be a list (a TOML array or "
+                              "comma-separated values)")
+        coerced = [_scalar(key, item, item_type) for item in items]
+        if meta.get("check"):
+            coerced = [_checked(key, item, meta["check"]) for item in coerced]
+        check_range(key, coerced, meta)
+        return tuple(coerced) if origin is tuple else coerced
+    value = _scalar(key, value, typ)
+    if meta.get("check"):
+        value = _checked(key, value, meta["check"])
+    check_range(key, value, meta)
     return value
 
 
-def _section_fields(section: Any) -> dict[str, tuple[dataclasses.Field, type]]:
+def _checked(key: str, value: Any, check: Any) -> Any:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key} = {value!r}: {exc}") from None
+
+
+def _section_fields(section: Any) -> dict[str, tuple[dataclasses.Field, Any]]:
     hints = get_type_hints(type(section))
     return {f.name: (f, hints[f.name]) for f in fields(section)}
 
 
+def _known(section: Any) -> str:
+    return ", ".join(f.name for f in fields(section)
+                     if is_setting(f) or _is_section(getattr(section, f.name)))
+
+
 def apply(cfg: Config, key: str, value: Any) -> None:
-    """Set ``section.name`` (or ``spark.conf.<spark key>``) to ``value``, validated."""
-    section_name, _, name = key.partition(".")
-    if not name or not hasattr(cfg, section_name):
+    """Set ``section[.subsection].name`` (or ``spark.conf.<spark key>``) to ``value``,
+    validated."""
+    section_name, _, rest = key.partition(".")
+    if not rest or not hasattr(cfg, section_name):
         raise ConfigError(f"unknown config key {key!r} (expected section.name, sections: "
                           f"{', '.join(f.name for f in fields(cfg))})")
     section = getattr(cfg, section_name)
-    if section_name == "spark" and name.startswith("conf."):
-        section.conf[name[len("conf."):]] = str(value)
+    if section_name == "spark" and rest.startswith("conf."):
+        section.conf[rest[len("conf."):]] = str(value)
         return
+    path = [section_name]
+    *inner, name = rest.split(".")
+    for part in inner:
+        child = getattr(section, part, None) if part in _section_fields(section) else None
+        if not _is_section(child):
+            raise ConfigError(f"unknown config key {key!r} (known in [{'.'.join(path)}]: "
+                              f"{_known(section)})")
+        section, path = child, [*path, part]
     known = _section_fields(section)
+    where = ".".join(path)
     if name not in known:
-        raise ConfigError(f"unknown config key {key!r} (known in [{section_name}]: "
-                          f"{', '.join(known)})")
+        raise ConfigError(f"unknown config key {key!r} (known in [{where}]: "
+                          f"{_known(section)})")
     f, typ = known[name]
+    if _is_section(getattr(section, name)):
+        raise ConfigError(f"{key} is the section [{key}]: set its keys, e.g. "
+                          f"{key}.{fields(getattr(section, name))[0].name}=...")
+    if not is_setting(f):
+        raise ConfigError(f"{key} is not a setting: {f.metadata.get('doc', '')}")
     setattr(section, name, _check_value(key, value, f, typ))
 
 
-def _apply_table(cfg: Config, table: dict[str, Any], source: str) -> None:
-    for section_name, values in table.items():
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: [{section_name}] must be a table")
-        for name, value in values.items():
-            if section_name == "spark" and name == "conf":
-                for k, v in value.items():
-                    apply(cfg, f"spark.conf.{k}", v)
-            else:
-                apply(cfg, f"{section_name}.{name}", value)
+def _apply_table(cfg: Config, table: dict[str, Any], source: str, prefix: str = "") -> None:
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if key == "spark.conf":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [spark.conf] must be a table")
+            for k, v in value.items():
+                apply(cfg, f"spark.conf.{k}", v)
+        elif isinstance(value, dict):
+            _apply_table(cfg, value, source, f"{key}.")
+        elif not prefix:
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        else:
+            apply(cfg, key, value)
+
+
+def sections(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted name, section)`` of every section below ``obj`` (depth first, in order)."""
+    out = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if _is_section(value):
+            out.append((f"{prefix}{f.name}", value))
+            out.extend(sections(value, f"{prefix}{f.name}."))
+    return out
+
+
+def validate(cfg: Config) -> Config:
+    """Re-check every section as a whole (rules across fields, e.g. skip-gram's
+    ``min_alpha <= alpha``), raising ConfigError naming the section."""
+    for name, section in sections(cfg):
+        check = getattr(section, "__post_init__", None)
+        if check is None:
+            continue
+        try:
+            check()
+        except ValueError as exc:
+            raise ConfigError(f"[{name}] {exc}") from None
+    return cfg
 
 
 def _read_config_text(path: Path) -> str:
@@ -411,8 +473,9 @@ def _read_config_text(path: Path) -> str:
     raise ConfigError(f"config file not found: {path}")
 
 
-def load(paths: list[str | Path] | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, then each TOML file in order, then ``key=value`` overrides."""
+def load(paths: list[str | Path] | list[str] | list[Path] | None = None,
+         overrides: list[str] | None = None) -> Config:
+    """Defaults, then each TOML file in order, then ``key=value`` overrides; validated."""
     cfg = Config()
     for path in paths or []:
         p = Path(path)
@@ -427,18 +490,20 @@ def load(paths: list[str | Path] | None = None, overrides: list[str] | None = No
         if not sep:
             raise ConfigError(f"--set {item!r}: expected key=value")
         apply(cfg, key.strip(), value.strip())
-    return cfg
+    return validate(cfg)
+
+
+def _settings(section: Any, prefix: str) -> list[tuple[str, Any, dataclasses.Field]]:
+    return [(f"{prefix}{f.name}", getattr(section, f.name), f) for f in fields(section)
+            if is_setting(f) and not _is_section(getattr(section, f.name))]
 
 
 def describe() -> list[tuple[str, Any, str]]:
     """(key, default, doc) for every parameter, for docs and the default.toml check."""
-    out = []
     cfg = Config()
-    for sec in fields(cfg):
-        section = getattr(cfg, sec.name)
-        for f in fields(section):
-            out.append((f"{sec.name}.{f.name}", getattr(section, f.name), f.metadata["doc"]))
-    return out
+    return [(key, value, f.metadata["doc"])
+            for name, section in sections(cfg)
+            for key, value, f in _settings(section, f"{name}.")]
 
 
 def _toml_value(value: Any) -> str:
@@ -448,9 +513,22 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, dict):
         return "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, int):
         return f"{value:_}" if abs(value) >= 10_000 else str(value)
     return repr(value)
+
+
+def _limits(meta: Any, is_list: bool) -> list[str]:
+    limits = []
+    if meta.get("choices"):
+        limits.append(("each " if is_list else "") + "one of "
+                      + ", ".join(map(str, meta["choices"])))
+    for bound, sign in (("gt", ">"), ("ge", ">="), ("le", "<="), ("lt", "<")):
+        if meta.get(bound) is not None:
+            limits.append(f"{sign} {meta[bound]}")
+    return limits
 
 
 def render_default_toml() -> str:
@@ -463,26 +541,19 @@ def render_default_toml() -> str:
     out = ["# moviegraph: every parameter, its default and what it does.",
            "# Profiles (conf/local.toml, conf/cluster.toml) and --set key=value override these;",
            "# a bad value is rejected before Spark starts, naming the key and the allowed range.",
+           "# Lists: TOML arrays here; comma-separated values on --set.",
            "# Generated by `python -m moviegraph.config > conf/default.toml`; a test keeps it so.",
            ""]
-    cfg = Config()
-    for sec in fields(cfg):
-        section = getattr(cfg, sec.name)
-        out.append(f"[{sec.name}]")
-        for f in fields(section):
-            meta = f.metadata
-            limits = []
-            if meta.get("choices"):
-                limits.append("one of " + ", ".join(map(str, meta["choices"])))
-            for bound, sign in (("gt", ">"), ("ge", ">="), ("le", "<=")):
-                if meta.get(bound) is not None:
-                    limits.append(f"{sign} {meta[bound]}")
-            doc = meta["doc"] + (f" [{'; '.join(limits)}]" if limits else "")
-            out.extend("# " + line for line in textwrap.wrap(doc, 86))
-            out.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+    for name, section in sections(Config()):
+        out.append(f"[{name}]")
+        doc = (type(section).__doc__ or "").strip()
+        if "." in name and doc:
+            out.extend("# " + line for line in textwrap.wrap(" ".join(doc.split()), 86))
+        for key, value, f in _settings(section, ""):
+            limits = _limits(f.metadata, isinstance(value, (list, tuple)))
+            text = f.metadata["doc"] + (f" [{'; '.join(limits)}]" if limits else "")
+            out.extend("# " + line for line in textwrap.wrap(text, 86))
+            # TOML has no null: an unset optional setting is shown commented out.
+            out.append(f"# {key} = (unset)" if value is None else f"{key} = {_toml_value(value)}")
         out.append("")
     return "\n".join(out)
-
-
-if __name__ == "__main__":
-    print(render_default_toml(), end="")
