@@ -45,24 +45,10 @@ def ml100k_folder() -> Path:
 
 def ml100k_fit_validation():
     """ml-100k train-part user x movie matrices: (fit, validation cut), EVALUATION.md splits."""
-    import pandas as pd
+    from moviegraph.protocol.data import load_ml100k
 
-    from moviegraph.evaluate import metrics as mt
-    from moviegraph.evaluate import splits
-
-    r = pd.read_csv(ml100k_folder() / "ml-100k.inter", sep="\t")
-    uid, mid, rating, ts = (r.iloc[:, i].to_numpy() for i in range(4))
-    _, u = mt.index_ids(uid)
-    _, m = mt.index_ids(mid)
-    n_users, n_items = u.max() + 1, m.max() + 1
-    test = splits.ranking_split(uid, mid, ts)
-    val = splits.validation_cut(uid, mid, ts, test)
-    rating = rating.astype(float)
-
-    def matrix(mask):
-        return mt.user_item_matrix(u[mask], m[mask], rating[mask], n_users, n_items)
-
-    return matrix(~test & ~val), matrix(val)
+    d = load_ml100k(ml100k_folder()).data
+    return d.matrix(~d.is_test & ~d.is_val), d.matrix(d.is_val)
 
 
 @pytest.fixture(scope="session")

@@ -145,11 +145,6 @@ def local_jars(require: bool = False) -> list[Path]:
     return list(jars.values())
 
 
-def graphframes_jar_available() -> bool:
-    """True when a GraphFrames jar is among the cached jars."""
-    return any(j.name.startswith("graphframes") for j in local_jars())
-
-
 def packages(include_optional: bool = True) -> list[str]:
     """Coordinates for ``spark.jars.packages`` (cluster mode with Maven access)."""
     coords = read_coordinates(REQUIRED_FILE)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from moviegraph.evaluate import metrics as mt
+from moviegraph.protocol import metrics as mt
 from moviegraph.train.edlae import EDLAEConfig, decompose, train_edlae, tune_edlae
 
 
@@ -92,13 +92,11 @@ def test_bad_config_rejected() -> None:
 
 def test_train_stage_edlae_vectors_reproduce_the_model() -> None:
     """The ``edlae`` model's written user . movie vectors = the model's scores."""
-    from moviegraph.config import TrainConfig
-    from moviegraph.train.stage import _train_edlae
+    from moviegraph.train.models import fit_edlae_matrix
 
     train = small_matrix(6)
-    tc = TrainConfig(edlae_dim=4, edlae_dropout=0.2, edlae_lam=1.0)
     user_ids, movie_ids = np.arange(train.shape[0]) * 3 + 1, np.arange(train.shape[1]) + 10
-    t = _train_edlae(train, user_ids, movie_ids, tc)
+    t = fit_edlae_matrix(train, user_ids, movie_ids, EDLAEConfig(dim=4, dropout=0.2, lam=1.0))
     assert t.model == "edlae" and t.vectors.shape == (train.shape[1], 4)
     assert t.user_vectors.dtype == np.float32 and t.notes["dim"] == 4
     np.testing.assert_array_equal(t.movie_ids, movie_ids)

@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from moviegraph.evaluate import baselines as bl
-from moviegraph.evaluate import metrics as mt
-from moviegraph.evaluate import splits
+from moviegraph.protocol import metrics as mt
+from moviegraph.protocol import splits
 
 # ---------------------------------------------------------------- splits
 

@@ -1,14 +1,17 @@
-"""The evaluate stage's numpy pieces (moviegraph.evaluate.protocol) against plain references."""
+"""The evaluate stage's numpy pieces (moviegraph.evaluate.scoring, moviegraph.protocol.data)
+against plain references."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from moviegraph.evaluate import protocol as pr
+from moviegraph.config.models import SkipGramConfig
+from moviegraph.evaluate import scoring as pr
+from moviegraph.protocol.data import EvalData, align, prepare
 
 
-def tiny_data(seed: int = 0) -> pr.EvalData:
+def tiny_data(seed: int = 0) -> EvalData:
     """30 users x 40 movies (ids not contiguous), random ratings and timestamps."""
     rng = np.random.default_rng(seed)
     catalogue = np.arange(40) * 7 + 3
@@ -19,7 +22,7 @@ def tiny_data(seed: int = 0) -> pr.EvalData:
             rows.append((user * 11, int(m), float(rng.integers(1, 6)), int(rng.integers(0, 50))))
     u, m, r, ts = (np.array(c) for c in zip(*rows, strict=True))
     genres = [["Drama"] if i % 2 else ["Comedy", "Drama"] for i in range(40)]
-    return pr.prepare(u, m, r, ts, catalogue[::-1].copy(), genres[::-1])
+    return prepare(u, m, r, ts, catalogue[::-1].copy(), genres[::-1])
 
 
 def test_prepare_positions_follow_sorted_ids():
@@ -39,7 +42,7 @@ def test_align_places_rows_by_id():
     universe = np.array([2, 5, 9, 11])
     ids = np.array([11, 2, 40])  # 40 is not in the universe
     vec = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
-    out, has = pr.align(ids, vec, universe)
+    out, has = align(ids, vec, universe)
     ref = {2: [2.0, 2.0], 11: [1.0, 1.0]}
     for pos, mid in enumerate(universe):
         assert out[pos].tolist() == ref.get(int(mid), [0.0, 0.0])
@@ -119,6 +122,6 @@ def test_walk_fidelity_rows():
 def test_gensim_vectors_cover_the_walked_movies():
     pytest.importorskip("gensim")
     walks = np.array([[3, 10, 3, 10, -1], [10, 25, 10, 3, 25]] * 20)
-    ids, vec = pr.gensim_vectors(walks, pr.SkipGramSettings(dim=4, epochs=1, seed=1))
+    ids, vec = pr.gensim_vectors(walks, SkipGramConfig(dim=4, epochs=1, seed=1))
     assert ids.tolist() == [3, 10, 25] and vec.shape == (3, 4)
     assert np.isfinite(vec).all()

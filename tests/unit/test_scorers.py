@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from moviegraph.evaluate import metrics as mt
+from moviegraph.protocol import metrics as mt
 from moviegraph.train.scorers import (
     BLEND_BETAS,
     PopularityScorer,

@@ -9,8 +9,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from moviegraph.evaluate import metrics as mt
 from moviegraph.evaluate.baselines import MostPop
+from moviegraph.protocol import metrics as mt
 from moviegraph.train.loop import LoopConfig
 from moviegraph.train.softmax import (
     SoftmaxConfig,

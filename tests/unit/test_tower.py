@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from moviegraph.evaluate import metrics as mt
+from moviegraph.protocol import metrics as mt
 from moviegraph.train import tower as tw
 from moviegraph.train.scorers import own_scorer
 from moviegraph.train.tower import TowerConfig, fit_tower, random_cut, train_tower

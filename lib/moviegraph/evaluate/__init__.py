@@ -1,33 +1,8 @@
-"""moviegraph.evaluate: the protocol of EVALUATION.md (splits, metrics, baselines).
+"""moviegraph.evaluate: scoring every model and baseline by EVALUATION.md's protocol.
 
-Kernels take dense positions (users ``0..n_users-1``, movies ``0..n_items-1``); see
-:mod:`moviegraph.evaluate.metrics` for the id <-> position mapping.
+The protocol itself (splits, metrics, the data in dense positions, the grid search) is
+:mod:`moviegraph.protocol`, shared with the trainers; here are the baselines
+(:mod:`~moviegraph.evaluate.baselines`), the scoring of models and baselines
+(:mod:`~moviegraph.evaluate.scoring`) and the HTML report (``report*``). The stage is
+:mod:`moviegraph.stages.evaluate`.
 """
-
-from moviegraph.evaluate.metrics import (
-    RankingResult,
-    genre_matrix,
-    genre_precision_at_k,
-    index_ids,
-    item_embedding_scores,
-    random_genre_precision_at_k,
-    ranking_metrics,
-    rmse,
-    user_item_matrix,
-)
-from moviegraph.evaluate.splits import ranking_split, rating_split, validation_cut
-
-__all__ = [
-    "RankingResult",
-    "genre_matrix",
-    "genre_precision_at_k",
-    "index_ids",
-    "item_embedding_scores",
-    "random_genre_precision_at_k",
-    "ranking_metrics",
-    "ranking_split",
-    "rating_split",
-    "rmse",
-    "user_item_matrix",
-    "validation_cut",
-]

@@ -1,9 +1,9 @@
 """Baselines of EVALUATION.md: MostPop, ItemKNN, EASE (ranking); global mean, biases (RMSE).
 
 Ranking baselines are fitted on a CSR (n_users, n_items) train matrix (dense positions, see
-:mod:`moviegraph.evaluate.metrics`); only which entries are stored matters (binary
+:mod:`moviegraph.protocol.metrics`); only which entries are stored matters (binary
 implicit feedback). Each fitted model is a score function ``model(user_positions) ->
-(len(user_positions), n_items)`` for :func:`~moviegraph.evaluate.metrics.ranking_metrics`.
+(len(user_positions), n_items)`` for :func:`~moviegraph.protocol.metrics.ranking_metrics`.
 Train items get scores too; the metric masks them.
 
 ItemKNN and EASE hold a dense item x item matrix (n_items^2 floats): right for MovieLens
@@ -18,14 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from moviegraph.evaluate.metrics import ranking_metrics
-
-
-def binarize(train: sp.spmatrix) -> sp.csr_matrix:
-    """0/1 float64 CSR of the stored entries of ``train`` (explicit zeros count too)."""
-    x = sp.csr_matrix(train, dtype=np.float64, copy=True)
-    x.data[:] = 1.0
-    return x
+from moviegraph.protocol.metrics import binarize
+from moviegraph.protocol.tuning import recall_search
 
 
 class MostPop:
@@ -110,18 +104,15 @@ def tune_ease(
 
     Args:
         fit: CSR of the train part minus the validation cut (see
-            :func:`~moviegraph.evaluate.splits.validation_cut`).
+            :func:`~moviegraph.protocol.splits.validation_cut`).
         validation: CSR of the validation ratings (values = ratings; relevant >= 4).
         lambdas: grid to try.
         k: cut-off of the Recall used for choosing.
     """
     x = binarize(fit)
-    recall = {
-        float(lam): ranking_metrics(EASE(x, lam), x, validation, k=k).recall
-        for lam in sorted(lambdas)
-    }
-    best = max(recall, key=lambda lam: (recall[lam], -lam))
-    return EaseTuning(best_lambda=best, recall_by_lambda=recall)
+    grid = recall_search((float(lam) for lam in sorted(lambdas)), lambda lam: EASE(x, lam), x,
+                         validation, k)
+    return EaseTuning(best_lambda=grid.best, recall_by_lambda=grid.scores)
 
 
 @dataclass(frozen=True)
@@ -133,7 +124,7 @@ class Biases:
     b_item: np.ndarray
 
     def predict(self, user_pos: np.ndarray, item_pos: np.ndarray) -> np.ndarray:
-        """Predicted ratings (unclipped; :func:`~moviegraph.evaluate.metrics.rmse` clips)."""
+        """Predicted ratings (unclipped; :func:`~moviegraph.protocol.metrics.rmse` clips)."""
         return self.mu + self.b_user[user_pos] + self.b_item[item_pos]
 
 

@@ -14,7 +14,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from moviegraph.evaluate.metrics import normalize_rows, top_k
+from moviegraph.protocol.metrics import normalize_rows, top_k
 
 #: Query movies of the three recipes (Keras node2vec, the TF lab, the CBOW notebook).
 QUERY_TITLES = ("Star Wars", "Toy Story", "Aladdin", "The Lion King", "The Godfather",

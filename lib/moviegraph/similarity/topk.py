@@ -23,14 +23,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from moviegraph.train.device import pick_device
+
 METRICS = ("cosine", "dot")
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when present, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -162,9 +157,9 @@ class Searcher:
                 rows = np.repeat(np.arange(stop - start), np.diff(ex.indptr))
                 s[torch.from_numpy(rows).to(self.device),
                   torch.from_numpy(ex.indices.astype(np.int64)).to(self.device)] = -np.inf
-            _, cand = block_topk(s, kk + margin)
+            _, cand_t = block_topk(s, kk + margin)
             del s
-            cand = cand.cpu().numpy()
+            cand = cand_t.cpu().numpy()
             valid = cand >= 0
             # Exact float64 scores of the candidates, computed pair by pair.
             exact = np.einsum("bd,bcd->bc", q64[start:stop],

@@ -12,18 +12,21 @@ import numpy as np
 import torch
 
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """Return the device to train on.
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Return the device to compute on (training, the similarity joins' products).
 
     Args:
-        prefer: ``"cuda"``, ``"cpu"`` or None (auto). Asking for CUDA where none is
-            present falls back to CPU rather than failing, so one config runs anywhere.
+        prefer: a ``torch.device`` (used as it is), ``"cpu"``, ``"cuda"``, ``"auto"`` or
+            None (CUDA when present). Asking for CUDA where none is present falls back to
+            CPU rather than failing, so one config runs anywhere.
     """
+    if isinstance(prefer, torch.device):
+        return prefer
     if prefer == "cpu":
         return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+    if prefer not in (None, "auto", "cuda"):
+        return torch.device(prefer)  # e.g. "cuda:1"
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -54,10 +57,3 @@ def set_deterministic(threads: int | None = None) -> None:
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-
-
-def generator_for(device: torch.device, seed: int) -> torch.Generator:
-    """A torch ``Generator`` on ``device`` seeded with ``seed`` (explicit RNG streams)."""
-    g = torch.Generator(device=device)
-    g.manual_seed(int(seed))
-    return g

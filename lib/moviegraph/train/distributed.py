@@ -29,8 +29,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from moviegraph.train.loop import FitResult, LoopConfig, epoch_generator, fit
-from moviegraph.train.mf import BiasedMF, MFConfig, MFResult, predict, rmse
+from moviegraph.train.loop import FitResult, LoopConfig, fit
+from moviegraph.train.mf import (
+    BiasedMF,
+    MFConfig,
+    MFResult,
+    descend,
+    epoch_batches,
+    make_optimizer,
+    validation_rmse,
+)
 
 
 class _PenalisedMF(nn.Module):
@@ -90,25 +98,16 @@ def _mf_worker(data_path: str, num_users: int, num_items: int, cfg_dict: dict[st
                          cfg.init_std).to(device)
         ddp = DistributedDataParallel(_PenalisedMF(model, cfg.reg_factors, cfg.reg_bias),
                                       device_ids=[device.index] if use_gpu else None)
-        opt: torch.optim.Optimizer
-        if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        else:
-            opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        opt = make_optimizer(model, cfg)
         n = len(r_all)
-        bs = n if cfg.batch_size is None else cfg.batch_size
 
         def run_epoch(epoch: int) -> Iterator[tuple[float, int]]:
-            order = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch)).to(device)
-            for s in range(0, n, bs):
-                batch = order[s : s + bs]
+            for batch in epoch_batches(cfg, epoch, n, device):
                 if len(batch) < world:
                     break
                 idx = torch.tensor_split(batch, world)[rank]
                 obj, mse = ddp(u_all[idx], i_all[idx], r_all[idx])
-                opt.zero_grad(set_to_none=True)
-                obj.backward()
-                opt.step()
+                descend(opt, obj)
                 # The history reports the global batch's loss, not this slice's.
                 tot = torch.stack([mse.detach() * len(idx),
                                    torch.tensor(float(len(idx)), device=device)])
@@ -117,11 +116,11 @@ def _mf_worker(data_path: str, num_users: int, num_items: int, cfg_dict: dict[st
 
         validate = None
         if "val_users" in data:
-            vu, vi, vr = data["val_users"], data["val_items"], data["val_ratings"]
+            val = (data["val_users"], data["val_items"], data["val_ratings"])
 
             def validate() -> dict[str, float]:
                 # Every process scores the same weights, so early stopping agrees everywhere.
-                return {"val_rmse": rmse(predict(model, vu, vi), vr)}
+                return validation_rmse(model, val)
 
         result = fit(model, run_epoch, loop, optimizer=opt, validate=validate)
         if rank == 0:
@@ -181,13 +180,14 @@ def train_mf_distributed(
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         data_path = str(Path(tmp) / "data.npz")
         out_path = str(Path(tmp) / "result.pt")
-        arrays = {"users": np.asarray(users, np.int64), "items": np.asarray(items, np.int64),
+        arrays: dict[str, np.ndarray] = {
+                  "users": np.asarray(users, np.int64), "items": np.asarray(items, np.int64),
                   "ratings": np.asarray(ratings, np.float32)}
         if val is not None:
             arrays.update(val_users=np.asarray(val[0], np.int64),
                           val_items=np.asarray(val[1], np.int64),
                           val_ratings=np.asarray(val[2], np.float32))
-        np.savez(data_path, **arrays)
+        np.savez(data_path, allow_pickle=False, **arrays)
         loop_dict = dataclasses.asdict(loop)
         if loop_dict["checkpoint_dir"] is not None:
             loop_dict["checkpoint_dir"] = str(loop_dict["checkpoint_dir"])

@@ -31,36 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from moviegraph.evaluate.metrics import ranking_metrics
-
-
-@dataclass(frozen=True)
-class EDLAEConfig:
-    """Hyper-parameters of :func:`train_edlae`.
-
-    Attributes:
-        dim: rank of ``B`` = size of the movie and user vectors.
-        dropout: emphasized-dropout probability ``p`` (sets ``p/(1-p) diag(G)``).
-        lam: ridge added to every diagonal entry.
-    """
-
-    dim: int = 512
-    dropout: float = 0.33
-    lam: float = 100.0
-
-    def __post_init__(self) -> None:
-        if self.dim < 1:
-            raise ValueError(f"dim must be >= 1, got {self.dim}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.lam < 0 or (self.lam == 0 and self.dropout == 0):
-            raise ValueError("lam must be >= 0, and > 0 when dropout is 0")
-
-
-def _binary(train: sp.spmatrix) -> sp.csr_matrix:
-    x = sp.csr_matrix(train, dtype=np.float64, copy=True)
-    x.data[:] = 1.0
-    return x
+from moviegraph.config.models import EDLAEConfig
+from moviegraph.protocol.metrics import binarize, ranking_metrics
+from moviegraph.protocol.tuning import grid_search
 
 
 @dataclass
@@ -83,7 +56,7 @@ class Decomposition:
 
 def decompose(train: sp.spmatrix, dropout: float, lam: float) -> Decomposition:
     """The rank-independent part of :func:`train_edlae` (float64)."""
-    x = _binary(train)
+    x = binarize(train)
     g = (x.T @ x).toarray()
     a = g + np.diag(dropout / (1 - dropout) * np.diag(g) + lam)
     s, q = np.linalg.eigh(a)  # A is symmetric positive definite: s > 0
@@ -120,7 +93,9 @@ def train_edlae(train: sp.spmatrix, cfg: EDLAEConfig | None = None) -> EDLAEResu
     return decompose(train, cfg.dropout, cfg.lam).result(cfg.dim)
 
 
-DEFAULT_GRID = {"dim": (64, 128, 256, 512), "dropout": (0.1, 0.33), "lam": (100.0, 300.0)}
+DEFAULT_DIMS: tuple[int, ...] = (64, 128, 256, 512)
+DEFAULT_DROPOUTS: tuple[float, ...] = (0.1, 0.33)
+DEFAULT_LAMS: tuple[float, ...] = (100.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -134,9 +109,9 @@ class EDLAETuning:
 def tune_edlae(
     fit: sp.spmatrix,
     validation: sp.spmatrix,
-    dims: Iterable[int] = DEFAULT_GRID["dim"],
-    dropouts: Iterable[float] = DEFAULT_GRID["dropout"],
-    lams: Iterable[float] = DEFAULT_GRID["lam"],
+    dims: Iterable[int] = DEFAULT_DIMS,
+    dropouts: Iterable[float] = DEFAULT_DROPOUTS,
+    lams: Iterable[float] = DEFAULT_LAMS,
     k: int = 20,
 ) -> EDLAETuning:
     """Grid search by validation Recall@k (ties: the smaller dim, then dropout, then lam).
@@ -144,13 +119,20 @@ def tune_edlae(
     Args:
         fit: train part minus a validation cut; validation: that cut (relevant >= 4).
     """
-    recall: dict[tuple[int, float, float], float] = {}
-    for p in sorted(set(dropouts)):
-        for lam in sorted(set(lams)):
-            dec = decompose(fit, p, lam)
-            for dim in sorted(set(dims)):
-                recall[(dim, p, lam)] = ranking_metrics(dec.result(dim), dec.x, validation,
-                                                        k=k).recall
-    best = max(recall, key=lambda c: (recall[c], -c[0], -c[1], -c[2]))
-    return EDLAETuning(best=EDLAEConfig(dim=best[0], dropout=best[1], lam=best[2]),
-                       recall=recall)
+    # One decomposition per (dropout, lam) serves every rank: the candidates come ordered
+    # so that each is computed once.
+    candidates = [(dim, p, lam) for p in sorted(set(dropouts)) for lam in sorted(set(lams))
+                  for dim in sorted(set(dims))]
+    current: dict[tuple[float, float], Decomposition] = {}
+
+    def recall(c: tuple[int, float, float]) -> float:
+        dim, p, lam = c
+        if (p, lam) not in current:
+            current.clear()
+            current[(p, lam)] = decompose(fit, p, lam)
+        dec = current[(p, lam)]
+        return ranking_metrics(dec.result(dim), dec.x, validation, k=k).recall
+
+    grid = grid_search(candidates, recall)  # one decomposition serves several candidates
+    dim, p, lam = grid.best
+    return EDLAETuning(best=EDLAEConfig(dim=dim, dropout=p, lam=lam), recall=grid.scores)

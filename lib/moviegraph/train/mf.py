@@ -32,62 +32,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from moviegraph.config.models import MFConfig
+from moviegraph.protocol.metrics import rmse
 from moviegraph.train.device import pick_device
 from moviegraph.train.loop import FitResult, LoopConfig, epoch_generator, fit
-
-
-@dataclass
-class MFConfig:
-    """Hyper-parameters of :func:`train_mf` (defaults: RMSE ~0.908 on ml-100k's rating split).
-
-    Attributes:
-        dim: number of latent factors.
-        reg_factors: L2 weight on ``p_u`` and ``q_i`` per observed rating.
-        reg_bias: L2 weight on ``b_u`` and ``b_i`` per observed rating.
-        lr: learning rate.
-        epochs: passes over the training ratings.
-        batch_size: ratings per step (None: full batch).
-        optimizer: ``"adam"`` or ``"sgd"``.
-        init_std: standard deviation of the initial factors.
-        seed: seeds initialisation and shuffling.
-        implicit: add SVD++'s implicit-feedback term to the user vectors.
-        reg_implicit: L2 weight on the ``y_j`` of each rating's movie (None: 1.0, which
-            ml-100k's validation cut preferred over 0.1 and 3.0).
-        day_bias: add a bias per (user, day) seen in training; ``train_mf`` then needs
-            ``days`` and prediction takes them.
-        reg_day_bias: L2 weight on the (user, day) bias per rating (0.1 beat 0.5 on
-            ml-100k's validation cut).
-    """
-
-    dim: int = 128
-    reg_factors: float = 0.1
-    reg_bias: float = 0.01
-    lr: float = 0.005
-    epochs: int = 16
-    batch_size: int | None = 1024
-    optimizer: str = "adam"
-    init_std: float = 0.01
-    seed: int = 0
-    implicit: bool = False
-    reg_implicit: float | None = None
-    day_bias: bool = False
-    reg_day_bias: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.dim < 1:
-            raise ValueError(f"dim must be >= 1, got {self.dim}")
-        if self.reg_factors < 0 or self.reg_bias < 0:
-            raise ValueError("reg_factors and reg_bias must be >= 0")
-        if self.reg_implicit is not None and self.reg_implicit < 0:
-            raise ValueError("reg_implicit must be >= 0")
-        if self.reg_day_bias < 0:
-            raise ValueError("reg_day_bias must be >= 0")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}")
 
 
 def rated_sets(
@@ -114,6 +62,11 @@ class BiasedMF(nn.Module):
     ``history`` is :func:`rated_sets`' ``(indptr, indices)`` of the training ratings;
     ``days_seen`` the sorted :func:`day_keys` of training (user, day) pairs, each with a bias.
     """
+
+    global_mean: torch.Tensor  # buffers (declared for type checkers)
+    history_indptr: torch.Tensor
+    history_items: torch.Tensor
+    days_seen: torch.Tensor
 
     def __init__(
         self,
@@ -268,10 +221,35 @@ def predict(
     return out
 
 
-def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Root mean squared error (kept local so mf has no dependency on the evaluate stage)."""
-    d = np.asarray(pred, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
-    return float(np.sqrt(np.mean(d * d)))
+def make_optimizer(model: nn.Module, cfg: MFConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` (Adam or plain SGD) over ``model``'s parameters at ``cfg.lr``."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr)
+
+
+def epoch_batches(cfg: MFConfig, epoch: int, n: int,
+                  device: torch.device) -> Iterator[torch.Tensor]:
+    """The rating indices of each step of ``epoch``: a permutation of ``n`` seeded by
+    ``(cfg.seed, epoch)`` (the same in every DDP process) cut into ``cfg.batch_size``."""
+    order = torch.randperm(n, generator=epoch_generator(cfg.seed, epoch)).to(device)
+    bs = n if cfg.batch_size is None else cfg.batch_size
+    for s in range(0, n, bs):
+        yield order[s : s + bs]
+
+
+def descend(opt: torch.optim.Optimizer, objective: torch.Tensor) -> None:
+    """One optimiser step on ``objective``."""
+    opt.zero_grad(set_to_none=True)
+    objective.backward()
+    opt.step()
+
+
+def validation_rmse(model: BiasedMF, val: tuple[np.ndarray, ...]) -> dict[str, float]:
+    """``{"val_rmse": ...}`` of ``model`` on ``(users, items, ratings[, days])``."""
+    vu, vi, vr = val[:3]
+    vd = val[3] if len(val) > 3 else None
+    return {"val_rmse": rmse(predict(model, vu, vi, days=vd), vr)}
 
 
 def train_mf(
@@ -315,42 +293,25 @@ def train_mf(
     history = rated_sets(users, items, num_users) if cfg.implicit else None
     d_all = None
     days_seen = None
-    if cfg.day_bias:
+    if cfg.day_bias and days is not None:  # (checked above: day_bias needs days)
         d_all = torch.as_tensor(np.array(days), dtype=torch.long, device=device)
         days_seen = np.unique(day_keys(users, days))
     model = BiasedMF(
         num_users, num_items, cfg.dim, float(r_all.mean()), cfg.init_std, history, days_seen
     ).to(device)
     reg_implicit = 1.0 if cfg.reg_implicit is None else cfg.reg_implicit
-    opt: torch.optim.Optimizer
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    opt = make_optimizer(model, cfg)
     n = len(r_all)
-    bs = n if cfg.batch_size is None else cfg.batch_size
 
     def run_epoch(epoch: int) -> Iterator[tuple[float, int]]:
-        g = epoch_generator(cfg.seed, epoch)
-        order = torch.randperm(n, generator=g).to(device)
-        for s in range(0, n, bs):
-            idx = order[s : s + bs]
+        for idx in epoch_batches(cfg, epoch, n, device):
             obj, mse = model.penalised_loss(
                 u_all[idx], i_all[idx], r_all[idx], cfg.reg_factors, cfg.reg_bias, reg_implicit,
                 None if d_all is None else d_all[idx], cfg.reg_day_bias,
             )
-            opt.zero_grad(set_to_none=True)
-            obj.backward()
-            opt.step()
+            descend(opt, obj)
             yield float(mse.detach()), len(idx)
 
-    validate = None
-    if val is not None:
-        vu, vi, vr = val[:3]
-        vd = val[3] if len(val) > 3 else None
-
-        def validate() -> dict[str, float]:
-            return {"val_rmse": rmse(predict(model, vu, vi, days=vd), vr)}
-
+    validate = None if val is None else (lambda: validation_rmse(model, val))
     result = fit(model, run_epoch, loop, optimizer=opt, validate=validate)
     return MFResult(model=model, fit=result)

@@ -38,7 +38,8 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from moviegraph.evaluate.metrics import normalize_rows, profile_weights, ranking_metrics
+from moviegraph.protocol.metrics import normalize_rows, profile_weights
+from moviegraph.protocol.tuning import recall_search
 from moviegraph.train.tower import TowerConfig, fit_tower, temporal_parts, train_tower
 
 DEFAULT_BETAS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
@@ -104,16 +105,12 @@ def tune_popularity_scorer(
     Args:
         item_vectors: vectors trained on ``fit`` only (never on validation or test).
         fit: CSR of train minus the validation cut
-            (:func:`~moviegraph.evaluate.splits.validation_cut`).
+            (:func:`~moviegraph.protocol.splits.validation_cut`).
         validation: CSR of the validation ratings (relevant >= 4).
     """
-    recall = {
-        float(b): ranking_metrics(PopularityScorer(item_vectors, fit, b), fit, validation, k=k)
-        .recall
-        for b in sorted(set(betas))
-    }
-    best = max(recall, key=lambda b: (recall[b], -b))
-    return ScorerTuning(best_beta=best, recall_by_beta=recall)
+    grid = recall_search((float(b) for b in sorted(set(betas))),
+                         lambda b: PopularityScorer(item_vectors, fit, b), fit, validation, k)
+    return ScorerTuning(best_beta=grid.best, recall_by_beta=grid.scores)
 
 
 #: Settings of the tower behind :func:`own_scorer` (chosen on ml-100k's validation cut).
@@ -173,16 +170,13 @@ def fit_timed_tower(
     fit, val, fit_times = temporal_parts(train, times)
     probe = train_tower(fit, vectors, cfg, validation=val)
     prior = recent_popularity(fit, fit_times)
-    recall = {
-        float(b): ranking_metrics(lambda us, b=b: probe(us) + b * prior[None, :], fit, val,
-                                  k=cfg.k).recall
-        for b in sorted(set(betas))
-    }
-    beta = max(recall, key=lambda b: (recall[b], -b))
+    grid = recall_search((float(b) for b in sorted(set(betas))),
+                         lambda b: lambda us: probe(us) + b * prior[None, :], fit, val, cfg.k)
+    beta = grid.best
     epochs = max(probe.best_epochs, 1)
     final = train_tower(train, vectors, cfg, epochs=epochs)
     scores = final(np.arange(train.shape[0])) + beta * recent_popularity(train, times)[None, :]
-    return TimedTower(scores=scores, epochs=epochs, beta=beta, recall_by_beta=recall,
+    return TimedTower(scores=scores, epochs=epochs, beta=beta, recall_by_beta=grid.scores,
                       val_recall=probe.val_recall)
 
 

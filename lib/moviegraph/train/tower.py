@@ -37,8 +37,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from moviegraph.evaluate.metrics import normalize_rows, ranking_metrics
-from moviegraph.evaluate.splits import ranking_split
+from moviegraph.protocol.metrics import binarize, normalize_rows, ranking_metrics
+from moviegraph.protocol.splits import ranking_split
 from moviegraph.train.device import pick_device
 from moviegraph.train.loop import epoch_generator
 
@@ -95,6 +95,8 @@ class TowerConfig:
 
 class FrozenItemTower(nn.Module):
     """``score = MLP(mean of input unit vectors) . e_i + b_i`` with frozen unit ``e``."""
+
+    items: torch.Tensor  # buffer: the frozen unit item vectors
 
     def __init__(self, item_vectors: np.ndarray, hidden: int, item_hidden: int = 0,
                  residual: bool = False) -> None:
@@ -164,7 +166,7 @@ def temporal_cut(
     """Split each user's stored entries into fit and validation parts by time.
 
     The ranking split's rule on ``train`` (EVALUATION.md; ``validation_cut`` of
-    :mod:`moviegraph.evaluate.splits`): per user, the last ``max(1, n // 5)`` entries by
+    :mod:`moviegraph.protocol.splits`): per user, the last ``max(1, n // 5)`` entries by
     (time, column) go to validation. ``times`` must store a value at exactly the entries
     of ``train`` (explicit zeros count as stored).
     """
@@ -237,12 +239,6 @@ class TowerResult:
             return torch.cat([out, self.model.bias.unsqueeze(1)], 1).cpu().numpy()
 
 
-def _binary(train: sp.spmatrix) -> sp.csr_matrix:
-    x = sp.csr_matrix(train, dtype=np.float32, copy=True)
-    x.data[:] = 1.0
-    return x
-
-
 def train_tower(
     train: sp.spmatrix,
     item_vectors: np.ndarray,
@@ -262,7 +258,7 @@ def train_tower(
             weights are kept (``best_epochs`` = epochs run up to it).
     """
     device = device or pick_device()
-    x = _binary(train)
+    x = binarize(train, np.float32)
     if item_vectors.shape[0] != x.shape[1]:
         raise ValueError(f"{item_vectors.shape[0]} item vectors for {x.shape[1]} items")
     torch.manual_seed(cfg.seed)

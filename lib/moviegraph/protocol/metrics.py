@@ -57,6 +57,14 @@ def user_item_matrix(
     return m
 
 
+def binarize(train: sp.spmatrix, dtype: type = np.float64) -> sp.csr_matrix:
+    """0/1 CSR copy of the stored entries of ``train`` (explicit zeros count too): the
+    implicit-feedback view of a rating matrix."""
+    x = sp.csr_matrix(train, dtype=dtype, copy=True)
+    x.data[:] = 1.0
+    return x
+
+
 def _top_k_exact(scores: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` lowest-position entries among the row's ``k`` largest (unordered, ascending)."""
     b = scores.shape[0]
@@ -172,12 +180,19 @@ def ranking_metrics(
     ndcg = np.empty(users.shape[0])
     if block_size is None:
         block_size = max(1, BLOCK_ENTRIES // max(n_items, 1))
-    dense = not callable(scores)
-    if dense and np.shape(scores) != (n_users, n_items):
-        raise ValueError(f"scores shape {np.shape(scores)} != {(n_users, n_items)}")
+    if callable(scores):
+        score_block: ScoreFn = scores
+    else:
+        dense = np.asarray(scores)
+        if dense.shape != (n_users, n_items):
+            raise ValueError(f"scores shape {dense.shape} != {(n_users, n_items)}")
+
+        def score_block(block: np.ndarray) -> np.ndarray:
+            return dense[block]
+
     for start in range(0, users.shape[0], block_size):
         block = users[start : start + block_size]
-        s = scores[block] if dense else scores(block)
+        s = score_block(block)
         # A copy (masking must not touch the caller's array); float32 scores stay float32.
         s = np.array(s, dtype=np.result_type(np.asarray(s).dtype, np.float32))
         if s.shape != (block.shape[0], n_items):
@@ -267,7 +282,8 @@ def item_embedding_scores(
 
 
 def rmse(pred: np.ndarray, truth: np.ndarray, low: float = 1.0, high: float = 5.0) -> float:
-    """Root mean squared error with predictions clipped to ``[low, high]`` first."""
+    """Root mean squared error with predictions clipped to ``[low, high]`` first (the
+    protocol's rating scale; clipping clipped predictions again changes nothing)."""
     pred = np.clip(np.asarray(pred, dtype=np.float64), low, high)
     truth = np.asarray(truth, dtype=np.float64)
     if pred.shape != truth.shape:

@@ -1,10 +1,10 @@
-"""EVALUATION.md's protocol end to end on numpy arrays: data, models, baselines, fidelity.
+"""Scoring every model and baseline by EVALUATION.md's protocol, on numpy arrays.
 
-The evaluate stage (and the ml-100k benchmarks) hand this module plain arrays: ratings as
-parallel id columns, the movie catalogue, item vectors keyed by movie id. Everything is
-scored on dense positions (:mod:`moviegraph.evaluate.metrics`): users ``0..n_users-1`` in
-ascending id order, movies ``0..n_items-1`` in the catalogue's ascending id order, so a
-movie seen only in test is still ranked (and can be missed).
+The evaluate stage (and the ml-100k benchmarks) hand this module the rating data in dense
+positions (:class:`moviegraph.protocol.data.EvalData`: users ``0..n_users-1`` in ascending
+id order, movies ``0..n_items-1`` in the catalogue's ascending id order, so a movie seen
+only in test is still ranked, and can be missed) and item vectors aligned with it
+(:func:`moviegraph.protocol.data.align`).
 
 Metric names (the ``name`` column of the ``metrics`` table):
 
@@ -22,15 +22,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
+from moviegraph.config.models import SkipGramConfig
 from moviegraph.evaluate import baselines as bl
-from moviegraph.evaluate import metrics as mt
-from moviegraph.evaluate import splits
+from moviegraph.protocol import metrics as mt
+from moviegraph.protocol.data import EvalData
+from moviegraph.protocol.metrics import binarize
+from moviegraph.train.scorers import DEFAULT_BETAS, PopularityScorer, tune_popularity_scorer
+from moviegraph.walks.csr import CSRGraph
+from moviegraph.walks.exact import transition_chi_square
+from moviegraph.walks.kernel import random_walks
 
 #: One row of the ``metrics`` table, without the run id: ``(model, name, value)``.
 MetricRow = tuple[str, str, float]
@@ -40,114 +44,6 @@ MetricRow = tuple[str, str, float]
 OwnScorer = Callable[..., np.ndarray]
 
 log = logging.getLogger("moviegraph")
-
-
-@dataclass
-class EvalData:
-    """Ratings in dense positions with the protocol's three row masks."""
-
-    user_ids: np.ndarray  # sorted; user_ids[u] is the raw id of position u
-    movie_ids: np.ndarray  # the catalogue, sorted
-    u: np.ndarray
-    m: np.ndarray
-    r: np.ndarray
-    ts: np.ndarray  # rating times (seconds), aligned with u / m / r
-    is_test: np.ndarray  # ranking split
-    is_val: np.ndarray  # validation cut of the ranking split's train part
-    rated_test: np.ndarray  # rating split
-    genres: np.ndarray  # bool (n_items, n_genres)
-    genre_names: list[str] = field(default_factory=list)
-
-    @property
-    def n_users(self) -> int:
-        """Number of users (positions)."""
-        return int(self.user_ids.shape[0])
-
-    @property
-    def n_items(self) -> int:
-        """Number of catalogue movies (positions)."""
-        return int(self.movie_ids.shape[0])
-
-    def matrix(self, mask: np.ndarray) -> sp.csr_matrix:
-        """CSR user x movie matrix of the ratings selected by ``mask`` (values = ratings)."""
-        return mt.user_item_matrix(self.u[mask], self.m[mask], self.r[mask], self.n_users,
-                                   self.n_items)
-
-    @cached_property
-    def train(self) -> sp.csr_matrix:
-        """Ranking split, train part."""
-        return self.matrix(~self.is_test)
-
-    @cached_property
-    def train_times(self) -> sp.csr_matrix:
-        """Ranking split, train part, with rating times as values (same entries as train)."""
-        tr = ~self.is_test
-        return mt.user_item_matrix(self.u[tr], self.m[tr], self.ts[tr].astype(np.float64),
-                                   self.n_users, self.n_items)
-
-    @cached_property
-    def test(self) -> sp.csr_matrix:
-        """Ranking split, test part."""
-        return self.matrix(self.is_test)
-
-    @cached_property
-    def in_train(self) -> np.ndarray:
-        """Bool (n_items,): movies with at least one train rating."""
-        return np.bincount(self.m[~self.is_test], minlength=self.n_items) > 0
-
-    @cached_property
-    def popularity(self) -> np.ndarray:
-        """Number of train ratings of each movie (ranking split)."""
-        return np.bincount(self.m[~self.is_test], minlength=self.n_items)
-
-
-def prepare(user_id: np.ndarray, movie_id: np.ndarray, rating: np.ndarray, ts: np.ndarray,
-            catalogue: np.ndarray, genre_lists: Sequence[Sequence[str]]) -> EvalData:
-    """Dense positions and the protocol's splits.
-
-    Args:
-        user_id, movie_id, rating, ts: one entry per rating (any order, unique pairs).
-        catalogue: every movie id (the ranking universe); ratings must only name these.
-        genre_lists: the genres of ``catalogue[i]``, aligned with ``catalogue``.
-    """
-    catalogue = np.asarray(catalogue, dtype=np.int64)
-    order = np.argsort(catalogue, kind="stable")
-    movie_ids = catalogue[order]
-    genre_lists = [genre_lists[i] for i in order]
-    movie_id = np.asarray(movie_id, dtype=np.int64)
-    m = np.clip(np.searchsorted(movie_ids, movie_id), 0, max(len(movie_ids) - 1, 0))
-    if movie_id.size and not np.array_equal(movie_ids[m], movie_id):
-        raise ValueError("ratings name movies missing from the movie catalogue")
-    user_ids, u = mt.index_ids(np.asarray(user_id, dtype=np.int64))
-    test = splits.ranking_split(user_id, movie_id, ts)
-    genres, names = mt.genre_matrix(genre_lists)
-    return EvalData(user_ids=user_ids, movie_ids=movie_ids, u=u, m=m.astype(np.int64),
-                    r=np.asarray(rating, dtype=np.float64),
-                    ts=np.asarray(ts, dtype=np.int64), is_test=test,
-                    is_val=splits.validation_cut(user_id, movie_id, ts, test),
-                    rated_test=splits.rating_split(user_id, movie_id), genres=genres,
-                    genre_names=names)
-
-
-def align(ids: np.ndarray, vectors: np.ndarray, universe: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``vectors`` (keyed by ``ids``) placed at their positions in sorted ``universe``.
-
-    Returns ``(aligned, has_vector)``: float32 (len(universe), d) with zero rows where an id
-    has no vector (cosine 0 with everything), and the bool mask of filled rows. Ids outside
-    the universe are ignored.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    vectors = np.asarray(vectors, dtype=np.float32)
-    out = np.zeros((len(universe), vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
-    has = np.zeros(len(universe), dtype=bool)
-    if len(universe) == 0 or ids.size == 0:
-        return out, has
-    pos = np.clip(np.searchsorted(universe, ids), 0, len(universe) - 1)
-    ok = universe[pos] == ids
-    out[pos[ok]] = vectors[ok]
-    has[pos[ok]] = True
-    return out, has
 
 
 class Collector:
@@ -203,12 +99,6 @@ def evaluate_item_model(out: Collector, model: str, vectors: np.ndarray,
         out.ranking(model, "own", np.asarray(own(d.train, vectors, seed,
                                                  times=d.train_times)), d, k)
         return
-    from moviegraph.train.scorers import (
-        DEFAULT_BETAS,
-        PopularityScorer,
-        tune_popularity_scorer,
-    )
-
     fit, val = d.matrix(~d.is_test & ~d.is_val), d.matrix(d.is_val)
     tuning = tune_popularity_scorer(vectors, fit, val, prior_betas or DEFAULT_BETAS, k=k)
     out.add(model, "prior_beta", tuning.best_beta)
@@ -296,7 +186,7 @@ def evaluate_baselines(out: Collector, d: EvalData, k: int, which: Sequence[str]
         t0 = time.perf_counter()
         knn = bl.ItemKNN(d.train)
         out.ranking("baseline:itemknn", "model", knn, d, k)
-        columns = bl.binarize(d.train).T.toarray()
+        columns = binarize(d.train).T.toarray()
         genre_metrics(out, "baseline:itemknn", columns, d.in_train, d)
         out.timed("baseline:itemknn", t0)
     if "ease" in which and dense_ok:
@@ -321,26 +211,14 @@ def evaluate_baselines(out: Collector, d: EvalData, k: int, which: Sequence[str]
         genre_metrics(out, "baseline:random", rand, d.in_train, d)
 
 
-@dataclass(frozen=True)
-class SkipGramSettings:
-    """The settings gensim's Word2Vec shares with the project's node2vec trainer."""
-
-    dim: int = 64
-    window: int = 5
-    negative: int = 5
-    sample: float = 1e-3
-    epochs: int = 5
-    alpha: float = 0.025
-    seed: int = 42
-
-
-def gensim_vectors(walks: np.ndarray, s: SkipGramSettings, workers: int = 1
+def gensim_vectors(walks: np.ndarray, s: SkipGramConfig, workers: int = 1
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """gensim skip-gram (negative sampling) on walks of movie ids (-1 padded).
+    """gensim skip-gram (negative sampling) on walks of movie ids (-1 padded), with the
+    settings the project's node2vec trainer shares with gensim (``[train.node2vec]``:
+    dim, window, negative, sample, epochs, alpha, min_alpha, seed).
 
     Returns ``(movie_ids, vectors)``, ids ascending. Raises ImportError without gensim.
     """
-    import logging
 
     from gensim.models import Word2Vec
 
@@ -354,7 +232,7 @@ def gensim_vectors(walks: np.ndarray, s: SkipGramSettings, workers: int = 1
         gensim_log.setLevel(level)
 
 
-def _word2vec(word2vec: type, walks: np.ndarray, s: SkipGramSettings, workers: int
+def _word2vec(word2vec: type, walks: np.ndarray, s: SkipGramConfig, workers: int
               ) -> tuple[np.ndarray, np.ndarray]:
     walks = np.asarray(walks)
     # gensim wants lists of string tokens: one list per walk, once (no per-token Python
@@ -362,7 +240,7 @@ def _word2vec(word2vec: type, walks: np.ndarray, s: SkipGramSettings, workers: i
     sentences = [[str(t) for t in row[row >= 0].tolist()] for row in walks]
     w2v = word2vec(sentences, vector_size=s.dim, window=s.window, sg=1, hs=0,
                    negative=s.negative, sample=s.sample, epochs=s.epochs, alpha=s.alpha,
-                   min_alpha=min(1e-4, s.alpha), min_count=1, workers=workers, seed=s.seed)
+                   min_alpha=s.min_alpha, min_count=1, workers=workers, seed=s.seed)
     keys = w2v.wv.index_to_key
     ids = np.array([int(key) for key in keys], dtype=np.int64)
     vectors = np.asarray(w2v.wv.vectors, dtype=np.float32)
@@ -370,10 +248,8 @@ def _word2vec(word2vec: type, walks: np.ndarray, s: SkipGramSettings, workers: i
     return ids[order], vectors[order]
 
 
-def fidelity_graph(n: int = 50, density: float = 0.12, seed: int = 3):
+def fidelity_graph(n: int = 50, density: float = 0.12, seed: int = 3) -> CSRGraph:
     """The fixed small weighted graph of the walk-fidelity metric (Erdős–Rényi, log-normal)."""
-    from moviegraph.walks.csr import CSRGraph
-
     rng = np.random.default_rng(seed)
     iu, ju = np.triu_indices(n, k=1)
     keep = rng.random(len(iu)) < density
@@ -384,9 +260,6 @@ def fidelity_graph(n: int = 50, density: float = 0.12, seed: int = 3):
 def walk_fidelity(out: Collector, p: float, q: float, seed: int, rounds: int = 300,
                   length: int = 40) -> float:
     """Chi-square of the walk kernel against exact node2vec probabilities; returns p-value."""
-    from moviegraph.walks.exact import transition_chi_square
-    from moviegraph.walks.kernel import random_walks
-
     g = fidelity_graph()
     starts = np.repeat(np.arange(g.num_nodes), rounds)
     rnds = np.tile(np.arange(rounds), g.num_nodes)
