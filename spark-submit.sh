@@ -14,7 +14,8 @@
 # for every stage except train.distributed on executors.
 #
 # spark-submit's own options (--master, --deploy-mode, --conf, --executor-memory, ...) may
-# come before or after the job name; the rest goes to the job (see `python -m moviegraph -h`).
+# come before or after the job name; the rest goes to the job (`./spark-submit.sh <job> --help`
+# lists the job's own options).
 # The first run sets everything up (bin/bootstrap.sh): virtualenv, packages, JVM jars.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,6 +53,13 @@ if [ ! -f "$root/jobs/$job.py" ]; then
   echo "unknown job '$job'; jobs: $(ls "$root/jobs" | sed 's/\.py$//' | tr '\n' ' ')" >&2
   exit 2
 fi
+for arg in ${job_args[@]+"${job_args[@]}"}; do
+  case "$arg" in
+    # The job's own options, from the job itself: spark-submit would take --help as its
+    # own and fail with a Java stack trace.
+    -h|--help) exec "$venv/bin/python" -m moviegraph "$job" --help ;;
+  esac
+done
 
 # Options fixed at JVM start (master, driver memory, jars), derived from the job's config
 # where neither these options nor spark-submit's properties file set them; a bad config

@@ -1,7 +1,9 @@
-"""Command line: ``python -m moviegraph <job> [--config F] [--set key=value ...]``.
+"""Command line: ``python -m moviegraph <job> [--config F] [--set key=value ...] [job options]``.
 
 ``jobs/<job>.py`` (what spark-submit runs) and ``python -m moviegraph`` both land here.
-Arguments and config are validated before Spark starts.
+Every job is a subcommand built from the stage registry (:mod:`moviegraph.stages`) and
+takes only its own options (``python -m moviegraph <job> --help``). Arguments and config
+are validated before Spark starts.
 
 Exit codes (for schedulers): 0 success, 2 bad arguments or config, 3 bad or missing
 input data, 4 a required table is missing, 5 another pipeline holds the warehouse
@@ -17,62 +19,65 @@ import time
 
 from moviegraph import config as config_mod
 from moviegraph.config import PROJECT_ROOT, Config, ConfigError
+from moviegraph.stages import JOBS, STAGES, Job
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_INPUT, EXIT_TABLE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 
 
-JOBS = ("fetch", "synth", "ingest", "pairs", "edges", "walks", "train", "similar", "evaluate",
-        "export", "pipeline")
-
-# Job-specific flags are shortcuts for config keys.
-_SHORTCUTS = {
-    "--dataset": ("ingest.dataset", str),
-    "--path": ("ingest.path", str),
-    "--strict": ("ingest.strict", None),
-    "--append": ("ingest.append", None),
-    "--ratings": ("synth.ratings", str),
-    "--out": ("synth.out", str),
-    "--seed": ("synth.seed", str),
-    "--resume": ("train.resume", None),
-}
+def _common(parser: argparse.ArgumentParser, job: Job) -> None:
+    """The options every job takes, then the job's own."""
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="TOML config file(s), applied in order over the defaults "
+                             "(default: conf/local.toml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides", help="override one config key, e.g. walks.p=0.5 "
+                                               "(lists: comma-separated)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars; one line per stage (for schedulers)")
+    if job.name in STAGES or job.name == "pipeline":
+        parser.add_argument("--force", action="store_true",
+                            help="run even when config and inputs are unchanged")
+    for flag in job.flags:
+        help_text = flag.help + (f" (sets {flag.key})" if flag.key else "")
+        if flag.metavar is None:
+            parser.add_argument(flag.option, action="store_true", dest=flag.attribute,
+                                help=help_text)
+        else:
+            parser.add_argument(flag.option, metavar=flag.metavar, dest=flag.attribute,
+                                help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser shared by every job."""
+    """The argument parser: one subcommand per job of the registry."""
     parser = argparse.ArgumentParser(
-        prog="moviegraph", description="moviegraph batch jobs (see README.md)")
-    parser.add_argument("job", choices=JOBS, help="stage to run, or 'pipeline' for all")
-    parser.add_argument("--config", action="append", default=[], metavar="FILE",
-                        help="TOML config file(s), applied in order over the defaults")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        dest="overrides", help="override one config key, e.g. walks.p=0.5")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bars; one line per stage (for schedulers)")
-    parser.add_argument("--force", action="store_true",
-                        help="run stages even when config and inputs are unchanged")
-    parser.add_argument("--from", dest="start", metavar="STAGE",
-                        help="pipeline: first stage to run")
-    parser.add_argument("--until", metavar="STAGE", help="pipeline: last stage to run")
-    for flag, (key, kind) in _SHORTCUTS.items():
-        if kind is None:
-            parser.add_argument(flag, action="store_true", help=f"sets {key}=true")
-        else:
-            parser.add_argument(flag, help=f"sets {key}")
+        prog="moviegraph", description="moviegraph batch jobs (see README.md); "
+        "`moviegraph <job> --help` lists a job's options")
+    sub = parser.add_subparsers(dest="job", metavar="job", required=True)
+    for job in JOBS.values():
+        _common(sub.add_parser(job.name, help=job.summary, description=job.summary), job)
     return parser
+
+
+def _check_slice(args: argparse.Namespace) -> None:
+    """``--from`` / ``--until`` must name stages (ConfigError: exit 2, one line)."""
+    names = list(STAGES)
+    for option, value in (("--from", getattr(args, "start", None)),
+                          ("--until", getattr(args, "until", None))):
+        if value is not None and value not in names:
+            raise ConfigError(f"{option} {value}: unknown stage; stages: {', '.join(names)}")
+    start, until = getattr(args, "start", None), getattr(args, "until", None)
+    if start and until and names.index(start) > names.index(until):
+        raise ConfigError(f"--from {start} comes after --until {until}")
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, Config]:
     """Parse arguments and load the validated config (raises ConfigError)."""
     args = build_parser().parse_args(argv)
+    job = JOBS[args.job]
+    _check_slice(args)
     overrides = list(args.overrides)
-    for flag, (key, kind) in _SHORTCUTS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if kind is None and value:
-            overrides.append(f"{key}=true")
-        elif kind is not None and value is not None:
-            if key == "synth.ratings":
-                value = str(int(float(value)))  # accept 1e6
-            overrides.append(f"{key}={value}")
+    for flag in job.flags:
+        overrides += flag.overrides(getattr(args, flag.attribute))
     configs = args.config or _default_configs()
     cfg = config_mod.load(configs, overrides)
     if args.quiet:
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except SystemExit as exc:  # argparse already printed the usage
+    except SystemExit as exc:  # argparse already printed the usage (or the help)
         return EXIT_CONFIG if exc.code else EXIT_OK
     from moviegraph import pipeline
     from moviegraph.errors import InputError
@@ -104,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     try:
-        pipeline.run_job(args.job, cfg, quiet=args.quiet, force=args.force,
-                         start=args.start, until=args.until)
+        pipeline.run_job(args.job, cfg, quiet=args.quiet, force=getattr(args, "force", False),
+                         start=getattr(args, "start", None), until=getattr(args, "until", None))
     except InputError as exc:
         print(f"input error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -1,8 +1,10 @@
 """Running stages: one warehouse lock, skip-if-unchanged, slices, run records.
 
-A stage is skipped when its last successful run had the same config hash (of the
-config sections its output depends on), read the same input table versions, and its
-output tables are still at the versions it wrote; ``--force`` runs it anyway.
+What a stage reads, writes and depends on comes from the stage registry
+(:mod:`moviegraph.stages`). A stage is skipped when its last successful run had the same
+config hash (of the config sections its output depends on), read the same input table
+versions, and its output tables are still at the versions it wrote; ``--force`` runs it
+anyway.
 Outputs are deterministic, so a re-run after a failure gives what an uninterrupted run
 would have. One pipeline at a time per warehouse: a lock file in the warehouse root,
 created atomically; a second run fails at once with a clear message (exit code 5).
@@ -10,39 +12,19 @@ created atomically; a second run fails at once with a clear message (exit code 5
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
 import time
-from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from moviegraph.config import Config
+from moviegraph.config import Config, ConfigError
 from moviegraph.runs import input_versions, new_run_id, record_stage
-from moviegraph.stages import STAGES, _data_dir, input_folder
-from moviegraph.tables import TableError, Warehouse
-
-# Tables each stage reads; their versions decide whether a stage is up to date.
-STAGE_INPUTS: dict[str, tuple[str, ...]] = {
-    "ingest": (),
-    "pairs": ("ratings",),
-    "edges": ("item_counts", "pair_counts"),
-    "walks": ("edges",),
-    "train": ("walks", "vocab", "ratings", "movies"),
-    "similar": ("embeddings", "user_embeddings", "ratings"),
-    "evaluate": ("embeddings", "user_embeddings", "ratings", "movies", "history", "walks",
-                 "vertices", "edges"),
-    "export": ("embeddings", "user_embeddings", "movies", "ratings"),
-}
-
-
-# Inputs a stage can do without (no model wrote user vectors yet): version -1 when absent.
-OPTIONAL_INPUTS = {"user_embeddings"}
-# Per stage, further inputs it can do without (evaluate: no walks or graph for cbow / mf).
-STAGE_OPTIONAL_INPUTS = {"evaluate": {"history", "walks", "vertices", "edges"}}
+from moviegraph.stages import JOBS, STAGES, Stage
+from moviegraph.tables import Warehouse
 
 
 class PipelineLockedError(RuntimeError):
@@ -57,9 +39,10 @@ class WarehouseLock:
     """
 
     def __init__(self, spark: SparkSession, root: str, run_id: str) -> None:
-        jvm = spark.sparkContext._jvm
+        jvm: Any = spark.sparkContext._jvm
+        jsc: Any = spark.sparkContext._jsc
         self._path = jvm.org.apache.hadoop.fs.Path(f"{root}/_moviegraph.lock")
-        self._fs = self._path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        self._fs = self._path.getFileSystem(jsc.hadoopConfiguration())
         self._fs.mkdirs(self._path.getParent())
         self.owner = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
                       "since": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -147,33 +130,14 @@ class WarehouseLock:
             self._fs.delete(self._path, False)
 
 
-def _raw_fingerprint(spark: SparkSession, folder: str) -> int:
-    """A 63-bit hash of the raw input files' names, sizes and modification times."""
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(folder)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    entries = sorted((s.getPath().getName(), s.getLen(), s.getModificationTime())
-                     for s in fs.listStatus(path) if s.isFile())
-    digest = hashlib.sha256(repr(entries).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
-def current_inputs(spark: SparkSession, cfg: Config, wh: Warehouse, stage: str) -> dict[str, int]:
-    """What the stage would read now: table versions (or the raw files' fingerprint)."""
-    if stage == "ingest":
-        if cfg.ingest.append:
-            return {}
-        return {"raw_files": _raw_fingerprint(spark, input_folder(cfg))}
-    if stage == "train":
-        from moviegraph.train.stage import model_inputs, model_list
-
-        tables = sorted({t for m in model_list(cfg.train.models)
-                         for t in model_inputs(m, cfg.train)})
-        return input_versions(wh, *tables)
-    tables = STAGE_INPUTS.get(stage, ())
-    optional = OPTIONAL_INPUTS | STAGE_OPTIONAL_INPUTS.get(stage, set())
-    versions = input_versions(wh, *(t for t in tables if t not in optional))
-    for table in optional.intersection(tables):
+def current_inputs(spark: SparkSession, cfg: Config, wh: Warehouse, stage: Stage) -> dict[str, int]:
+    """What the stage would read now: its tables' versions (-1 for an optional table that
+    is absent), or what stands for its raw inputs (ingest: a fingerprint of the files)."""
+    if stage.raw_inputs is not None:
+        return stage.raw_inputs(spark, cfg)
+    optional = set(stage.optional_reads)
+    versions = input_versions(wh, *(t for t in stage.tables_read(cfg) if t not in optional))
+    for table in stage.optional_reads:
         version = wh.version(table)
         versions[table] = -1 if version is None else version
     return versions
@@ -200,9 +164,9 @@ def is_up_to_date(wh: Warehouse, stage: str, config_hash: str,
 def run_stage(name: str, spark: SparkSession, cfg: Config, wh: Warehouse, run_id: str,
               force: bool = False) -> bool:
     """Run one stage (unless up to date); return True when it ran."""
-    fn, sections = STAGES[name]
-    config_hash = cfg.section_hash(*sections)
-    inputs = current_inputs(spark, cfg, wh, name)
+    stage = STAGES[name]
+    config_hash = cfg.section_hash(*stage.sections)
+    inputs = current_inputs(spark, cfg, wh, stage)
     if not force:
         previous = is_up_to_date(wh, name, config_hash, inputs)
         if previous:
@@ -213,7 +177,7 @@ def run_stage(name: str, spark: SparkSession, cfg: Config, wh: Warehouse, run_id
     t0 = time.time()
     with record_stage(wh, name, config_hash, run_id) as run:
         run.inputs.update(inputs)
-        summary = fn(spark, cfg, wh, run)
+        summary = stage.run(spark, cfg, wh, run)
     rows = ", ".join(f"{k}={v:,}" for k, v in run.rows.items())
     print(f"[stage] {name} done in {time.time() - t0:.1f}s ({rows})", flush=True)
     if summary:
@@ -222,37 +186,28 @@ def run_stage(name: str, spark: SparkSession, cfg: Config, wh: Warehouse, run_id
 
 
 def stage_slice(start: str | None, until: str | None) -> list[str]:
-    """Stage names from ``start`` to ``until`` inclusive, in pipeline order."""
+    """Stage names from ``start`` to ``until`` inclusive, in pipeline order (ConfigError
+    for an unknown stage or an empty slice)."""
     names = list(STAGES)
-    for bound in (start, until):
+    for option, bound in (("--from", start), ("--until", until)):
         if bound is not None and bound not in names:
-            raise TableError(f"unknown or unavailable stage {bound!r}; stages: "
-                             f"{', '.join(names)}")
+            raise ConfigError(f"{option} {bound}: unknown stage; stages: {', '.join(names)}")
     lo = names.index(start) if start else 0
     hi = names.index(until) + 1 if until else len(names)
     if lo >= hi:
-        raise TableError(f"--from {start} comes after --until {until}")
+        raise ConfigError(f"--from {start} comes after --until {until}")
     return names[lo:hi]
 
 
 def run_job(job: str, cfg: Config, quiet: bool = False, force: bool = False,
             start: str | None = None, until: str | None = None) -> None:
-    """Run ``job``: a stage name, ``fetch``, ``synth`` or ``pipeline`` (optionally a slice)."""
-    if job == "fetch":
-        print(f"[fetch] {input_folder(cfg)}", flush=True)
-        return
-    if job == "synth":
-        from moviegraph.sources import synth
-
-        out = Path(cfg.synth.out or _data_dir(cfg) / f"synth-{cfg.synth.ratings}")
-        summary = synth.generate(out, ratings=cfg.synth.ratings, users=cfg.synth.users,
-                                 movies=cfg.synth.movies, seed=cfg.synth.seed,
-                                 genres_per_taste=cfg.synth.genres_per_taste,
-                                 progress=not quiet)
-        print(f"[synth] {summary}", flush=True)
+    """Run ``job``: a stage, ``pipeline`` (optionally a slice) or a job without Spark."""
+    action = JOBS[job].action if job in JOBS else None
+    if action is not None:
+        action(cfg, quiet)
         return
     if job != "pipeline" and job not in STAGES:
-        raise TableError(f"stage {job!r} is not available yet in this build")
+        raise ConfigError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
     names = stage_slice(start, until) if job == "pipeline" else [job]
     from moviegraph.session import build_session
 

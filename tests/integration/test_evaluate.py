@@ -36,11 +36,11 @@ def evaluated(spark, ml100k_dir, tmp_path_factory):
         f"warehouse.root={wh.root}", "ingest.dataset=path", f"ingest.path={ml100k_dir}",
         "spark.progress=false", "walks.num_walks=3", "walks.walk_length=20",
         "train.models=node2vec,cbow,mf,softmax,edlae", f"train.checkpoint_dir={tmp / 'ckpt'}",
-        "train.threads=1", "train.node2vec_dim=16", "train.node2vec_epochs=2",
-        "train.cbow_dim=8", "train.cbow_epochs=2", "train.cbow_loss=negative",
-        "train.mf_method=adam",  # a few quick epochs, not Gibbs sweeps
-        "train.mf_dim=16", "train.mf_epochs=3", "train.mf_biases=append",
-        "train.softmax_dim=8", "train.softmax_epochs=2", "train.edlae_dim=16",
+        "train.threads=1", "train.node2vec.dim=16", "train.node2vec.epochs=2",
+        "train.cbow.dim=8", "train.cbow.epochs=2", "train.cbow.loss=negative",
+        "train.mf.method=adam",  # a few quick epochs, not Gibbs sweeps
+        "train.mf.adam.dim=16", "train.mf.adam.epochs=3", "train.mf.biases=append",
+        "train.softmax.dim=8", "train.softmax.epochs=2", "train.edlae.dim=16",
         "evaluate.own_scorers=false",  # the user towers take minutes: prior scorer here
         "evaluate.ease_lambdas=50,200", "evaluate.fidelity_pq=0.25:4",
         "evaluate.tsne_max_movies=300", "evaluate.tsne_max_iter=500",
@@ -134,7 +134,7 @@ def test_mostpop_recall_matches_a_plain_recomputation(evaluated, ml100k_dir):
 
 
 def test_rerun_replaces_the_rows_of_its_run_only(spark, evaluated):
-    from moviegraph.evaluate.stage import write_metrics
+    from moviegraph.stages.evaluate import write_metrics
 
     wh, run_id, _, _ = evaluated
     before = wh.read("metrics").where(f"run_id = '{run_id}'").count()

@@ -12,10 +12,11 @@ from pyspark.sql import functions as F
 
 from moviegraph import config
 from moviegraph.graph import GraphFramesUnavailable, load_graphframe
-from moviegraph.graph.stages import stage_edges, stage_pairs
 from moviegraph.graph.stats import components_driver, components_spark
 from moviegraph.runs import StageRun
 from moviegraph.sources.ingest import ingest
+from moviegraph.stages.edges import run_edges
+from moviegraph.stages.pairs import run_pairs
 from moviegraph.tables import SCHEMAS
 
 
@@ -140,12 +141,12 @@ def ml100k_rows(spark, ml100k_dir, tmp_path_factory):
 @pytest.mark.parametrize("min_rating,min_weights", [(5, (10,)), (4, (10, 0))])
 def test_ml100k_matches_recipe(spark, ml100k_rows, min_rating, min_weights):
     wh, rows = ml100k_rows
-    run, summary = _run(spark, wh, stage_pairs, f"pairs.min_rating={min_rating}")
+    run, summary = _run(spark, wh, run_pairs, f"pairs.min_rating={min_rating}")
     assert run.rows["pairs_counted"] == sum(
         math.comb(n, 2) for n in Counter(u for u, _, r in rows if r >= min_rating).values())
     assert "exact" in summary and run.notes["exact"] is True
     for min_weight in min_weights:
-        erun, esummary = _run(spark, wh, stage_edges, f"edges.min_weight={min_weight}")
+        erun, esummary = _run(spark, wh, run_edges, f"edges.min_weight={min_weight}")
         assert "largest" in esummary
         _, _, edges = _check_against_reference(wh, rows, min_rating, min_weight)
         assert erun.rows["edges"] == pytest.approx(len(edges), abs=2)
@@ -165,7 +166,7 @@ def test_ml100k_same_output_for_other_blocks_and_partitions(spark, ml100k_rows):
     old = spark.conf.get("spark.sql.shuffle.partitions")
     try:
         spark.conf.set("spark.sql.shuffle.partitions", "5")
-        run, _ = _run(spark, wh, stage_pairs, "pairs.min_rating=5", "pairs.block_size=37")
+        run, _ = _run(spark, wh, run_pairs, "pairs.min_rating=5", "pairs.block_size=37")
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", old)
     assert run.notes["split_users"] > 0 and run.notes["partitions"] == 5
@@ -189,8 +190,8 @@ EDGE_ROWS = [
 @pytest.mark.parametrize("min_rating,min_weight", [(5, 0), (5, -100), (4, 1), (4, 10)])
 def test_hand_made_edge_cases(spark, warehouse, min_rating, min_weight):
     _write_ratings(spark, warehouse, EDGE_ROWS)
-    _run(spark, warehouse, stage_pairs, f"pairs.min_rating={min_rating}", "pairs.block_size=2")
-    erun, _ = _run(spark, warehouse, stage_edges, f"edges.min_weight={min_weight}")
+    _run(spark, warehouse, run_pairs, f"pairs.min_rating={min_rating}", "pairs.block_size=2")
+    erun, _ = _run(spark, warehouse, run_edges, f"edges.min_weight={min_weight}")
     item, pair, _ = _check_against_reference(warehouse, EDGE_ROWS, min_rating, min_weight)
     assert item[10] == (6 if min_rating == 4 else 5) and (min_rating == 4) == (50 in item)
     assert (10, 20) in pair and pair[(10, 20)] == 2
@@ -207,10 +208,10 @@ def test_hand_made_edge_cases(spark, warehouse, min_rating, min_weight):
 
 def test_no_kept_rating_is_a_clear_error(spark, warehouse):
     _write_ratings(spark, warehouse, [(1, 1, 1.0), (1, 2, 2.0)])
-    run, _ = _run(spark, warehouse, stage_pairs, "pairs.min_rating=5")
+    run, _ = _run(spark, warehouse, run_pairs, "pairs.min_rating=5")
     assert run.rows["pair_counts"] == 0
     with pytest.raises(ValueError, match="no kept ratings"):
-        _run(spark, warehouse, stage_edges)
+        _run(spark, warehouse, run_edges)
 
 
 def test_cap_is_reproducible_and_recorded(spark, warehouse):
@@ -218,7 +219,7 @@ def test_cap_is_reproducible_and_recorded(spark, warehouse):
     rows = [(u, int(m), 5.0) for u in range(1, 30)
             for m in rng.choice(200, size=int(rng.integers(2, 60)), replace=False)]
     _write_ratings(spark, warehouse, rows)
-    run, summary = _run(spark, warehouse, stage_pairs, "pairs.max_items_per_user=20",
+    run, summary = _run(spark, warehouse, run_pairs, "pairs.max_items_per_user=20",
                         "pairs.block_size=7")
     first = _pairs_dict(warehouse)
     sizes = Counter(u for u, _, _ in rows)
@@ -226,9 +227,9 @@ def test_cap_is_reproducible_and_recorded(spark, warehouse):
     assert run.notes["cap"]["ratings_dropped"] == sum(max(0, n - 20) for n in sizes.values())
     assert run.rows["pairs_counted"] == sum(math.comb(min(n, 20), 2) for n in sizes.values())
     assert "CAPPED" in summary and run.notes["exact"] is False
-    _run(spark, warehouse, stage_pairs, "pairs.max_items_per_user=20", "pairs.block_size=3")
+    _run(spark, warehouse, run_pairs, "pairs.max_items_per_user=20", "pairs.block_size=3")
     assert _pairs_dict(warehouse) == first
-    _run(spark, warehouse, stage_pairs, "pairs.max_items_per_user=20", "pairs.seed=8")
+    _run(spark, warehouse, run_pairs, "pairs.max_items_per_user=20", "pairs.seed=8")
     assert _pairs_dict(warehouse) != first  # another seed, another sample
 
 
@@ -250,7 +251,7 @@ def _heavy_user_check(spark, warehouse, heavy_n, block_size):
              for u in range(2, 300)}
     rows += [(u, m, 5.0) for u, ms in small.items() for m in ms]
     _write_ratings(spark, warehouse, rows)
-    run, _ = _run(spark, warehouse, stage_pairs, f"pairs.block_size={block_size}")
+    run, _ = _run(spark, warehouse, run_pairs, f"pairs.block_size={block_size}")
     nb = -(-heavy_n // block_size)
     assert run.notes["split_users"] == 1 and run.rows["tasks"] >= nb * (nb + 1) // 2
     # Independent closed form: every pair of the heavy user counts 1, plus the small
@@ -294,7 +295,7 @@ def test_ranking_train_part_graph(spark, warehouse):
     for user in {r[0] for r in rows}:
         mine = sorted((r for r in rows if r[0] == user), key=lambda r: (r[3], r[1]))
         kept += mine[: len(mine) - max(1, len(mine) // 5)]
-    run, summary = _run(spark, warehouse, stage_pairs, "pairs.ratings=ranking_train",
+    run, summary = _run(spark, warehouse, run_pairs, "pairs.ratings=ranking_train",
                         "pairs.min_rating=4")
     assert "train part" in summary and run.notes["ratings"] == "ranking_train"
     _, pair, _ = reference([(u, m, r) for u, m, r, _ in kept], 4, 0)

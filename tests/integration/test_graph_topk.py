@@ -9,8 +9,9 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from moviegraph import config
-from moviegraph.graph.stages import stage_edges, stage_pairs
 from moviegraph.runs import StageRun
+from moviegraph.stages.edges import run_edges
+from moviegraph.stages.pairs import run_pairs
 from moviegraph.tables import SCHEMAS
 
 
@@ -70,9 +71,9 @@ def test_min_count_and_top_k_match_references(spark, warehouse):
         rows += [(user, int(m) + 1, 5.0) for m in movies]
     df = spark.createDataFrame([(u, m, r, 0) for u, m, r in rows], SCHEMAS["ratings"])
     warehouse.write("ratings", df)
-    _run(spark, warehouse, stage_pairs, "pairs.min_rating=1")
+    _run(spark, warehouse, run_pairs, "pairs.min_rating=1")
 
-    base = _run(spark, warehouse, stage_edges, "edges.min_weight=0", "edges.min_count=3")
+    base = _run(spark, warehouse, run_edges, "edges.min_weight=0", "edges.min_count=3")
     full = _edges(warehouse, base.outputs["edges"])
     ref = _counts_reference(rows, 0.0, 3)
     assert {k: n for k, (_, n) in full.items()} == ref
@@ -81,7 +82,7 @@ def test_min_count_and_top_k_match_references(spark, warehouse):
     assert max(pmis.values()) > 1  # ties present
 
     for k in (1, 3):
-        run = _run(spark, warehouse, stage_edges, "edges.min_weight=0", "edges.min_count=3",
+        run = _run(spark, warehouse, run_edges, "edges.min_weight=0", "edges.min_count=3",
                    f"edges.top_k={k}")
         got = _edges(warehouse, run.outputs["edges"])
         want = _top_k_reference(full, k)

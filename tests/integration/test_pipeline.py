@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from moviegraph import config
+from moviegraph.config import ConfigError
 from moviegraph.pipeline import (
     PipelineLockedError,
     WarehouseLock,
@@ -15,7 +16,6 @@ from moviegraph.pipeline import (
     run_stage,
     stage_slice,
 )
-from moviegraph.tables import TableError
 from tests.conftest import FIXTURES
 
 
@@ -70,8 +70,10 @@ def test_failed_stage_is_recorded_and_never_counts_as_up_to_date(spark, warehous
 def test_slices():
     assert stage_slice(None, None)[0] == "ingest"
     assert stage_slice("ingest", "ingest") == ["ingest"]
-    with pytest.raises(TableError, match="unknown or unavailable stage"):
+    with pytest.raises(ConfigError, match="--from nope: unknown stage"):
         stage_slice("nope", None)
+    with pytest.raises(ConfigError, match="comes after"):
+        stage_slice("walks", "pairs")
 
 
 def test_second_pipeline_on_the_same_warehouse_is_refused(spark, tmp_path):

@@ -15,13 +15,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from moviegraph.stages.export import run_export
+from moviegraph.stages.similar import run_similar
 
 from moviegraph.config import Config
 from moviegraph.errors import InputError
 from moviegraph.export.projector import atomic_dir
-from moviegraph.export.stage import stage_export
 from moviegraph.runs import StageRun
-from moviegraph.similarity.stage import stage_similar
 from moviegraph.tables import SCHEMAS, Warehouse
 
 N_MOVIES, DIM, N_USERS, K = 1682, 64, 943, 20
@@ -103,7 +103,7 @@ def _stage(wh: Warehouse, partitions: int, block_size: int, models: str = ""):
     cfg.similar.block_size = block_size
     cfg.similar.models = models
     run = StageRun(stage="similar", run_id="test", config_hash="x")
-    summary = stage_similar(wh.spark, cfg, wh, run)
+    summary = run_similar(wh.spark, cfg, wh, run)
     sim = wh.read("similar_movies").toPandas()
     rec = wh.read("recommendations").toPandas()
     return sim, rec, run, summary
@@ -239,7 +239,7 @@ def test_unknown_model_is_an_input_error(inputs):
     cfg = Config()
     cfg.similar.models = "rand,nope"
     with pytest.raises(InputError, match="nope"):
-        stage_similar(inputs.spark, cfg, inputs,
+        run_similar(inputs.spark, cfg, inputs,
                       StageRun(stage="similar", run_id="t", config_hash="x"))
 
 
@@ -264,7 +264,7 @@ def exported(inputs, data, tmp_path_factory):
     cfg = Config()
     cfg.export.out = str(tmp_path_factory.mktemp("exports"))
     run = StageRun(stage="export", run_id="t", config_hash="x")
-    summary = stage_export(spark, cfg, inputs, run)
+    summary = run_export(spark, cfg, inputs, run)
     return Path(cfg.export.out), run, summary, cfg
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from moviegraph.config import PROJECT_ROOT
 from tests.conftest import FIXTURES
 
@@ -14,6 +16,21 @@ def test_bad_config_fails_before_spark_starts():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "walks.p = 0.0: must be > 0.0" in proc.stderr
+
+
+@pytest.mark.parametrize("job, own, foreign", [
+    ("walks", "--force", "--append"),
+    ("ingest", "--append FILE", "--resume"),
+    ("export", "--out FOLDER", "--ratings"),
+])
+def test_job_help_through_spark_submit_lists_the_jobs_own_options(job, own, foreign):
+    """``--help`` goes to the job, not to spark-submit (which would fail in Java)."""
+    proc = subprocess.run([str(PROJECT_ROOT / "spark-submit.sh"), "--master", "local[1]", job,
+                           "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"usage: moviegraph {job}")
+    assert own in proc.stdout and foreign not in proc.stdout
+    assert "Exception" not in proc.stderr
 
 
 def test_job_runs_through_spark_submit_with_the_shipped_zip(spark, tmp_path):

@@ -21,11 +21,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 N_WALKS, WALK_LEN, N_WALK_MOVIES = 240, 10, 120
 SMALL = {
-    "node2vec_dim": 8, "node2vec_epochs": 2, "node2vec_batch_walks": 64,
-    "cbow_dim": 8, "cbow_epochs": 2, "cbow_batch": 64, "cbow_loss": "negative",
+    "node2vec.dim": 8, "node2vec.epochs": 2, "node2vec.batch_walks": 64,
+    "cbow.dim": 8, "cbow.epochs": 2, "cbow.batch_sentences": 64, "cbow.loss": "negative",
     # mf: the Adam path (checkpoints, resume and DDP are tested here; BPMF in unit tests).
     "models": "node2vec,cbow,mf",  # edlae (closed form) is covered by its unit tests
-    "mf_method": "adam", "mf_dim": 16, "mf_epochs": 3, "mf_biases": "append",
+    "mf.method": "adam", "mf.adam.dim": 16, "mf.adam.epochs": 3, "mf.biases": "append",
     "threads": 1,  # tiny models: threads only add overhead, the more so on a busy machine
 }
 
@@ -66,21 +66,22 @@ class SimulatedCrash(Exception):
 
 
 def make_cfg(tmp_path, **train) -> Config:
-    """Small-model config; checkpoints under ``tmp_path``."""
+    """Small-model config; checkpoints under ``tmp_path``; ``train`` keys are relative to
+    ``[train]`` (``"node2vec.dim": 8``)."""
     cfg = Config()
     cfg.spark.progress = False
     values = {**SMALL, "checkpoint_dir": str(tmp_path / "ckpt"), **train}
     for key, value in values.items():
         config_mod.apply(cfg, f"train.{key}", value)
-    return cfg
+    return config_mod.validate(cfg)
 
 
 def run_train(spark, wh, cfg) -> StageRun:
     """Call the stage directly and return its run record."""
-    from moviegraph.train.stage import stage_train
+    from moviegraph.stages.train import run_train as train_stage
 
     run = StageRun(stage="train", run_id=new_run_id(), config_hash="test")
-    run.notes["summary"] = stage_train(spark, cfg, wh, run)
+    run.notes["summary"] = train_stage(spark, cfg, wh, run)
     return run
 
 
@@ -209,7 +210,7 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(spark, wh, reference,
 
 
 def test_resume_refuses_checkpoints_of_other_settings(spark, wh, tmp_path):
-    from moviegraph.train.stage import prepare_checkpoints
+    from moviegraph.train.checkpoints import prepare_checkpoints
 
     folder = tmp_path / "mf"
     assert not prepare_checkpoints(folder, {"dim": 8}, resume=True)  # nothing to resume
@@ -223,11 +224,12 @@ def test_resume_refuses_checkpoints_of_other_settings(spark, wh, tmp_path):
 
 def test_models_and_cli_flags_are_validated():
     from moviegraph.cli import parse
-    from moviegraph.train.stage import model_list
+    from moviegraph.train.models import chosen
 
-    assert model_list("mf, node2vec") == ["node2vec", "mf"]
-    with pytest.raises(ConfigError, match="unknown model"):
-        model_list("mf,word2vec")
+    cfg = config_mod.load([], ["train.models=mf, node2vec"])
+    assert [m.name for m in chosen(cfg.train)] == ["node2vec", "mf"]  # registry order
+    with pytest.raises(ConfigError, match="'word2vec': must be one of"):
+        config_mod.load([], ["train.models=mf,word2vec"])
     _, cfg = parse(["train", "--resume", "--quiet"])
     assert cfg.train.resume and not cfg.spark.progress
 
@@ -251,8 +253,8 @@ def test_distributed_mf_matches_single_process(spark, wh, reference, tmp_path, c
 
 
 def test_softmax_model_writes_movie_and_user_vectors(spark, wh, ratings_df, tmp_path):
-    cfg = make_cfg(tmp_path, models="softmax", softmax_dim=8, softmax_epochs=2,
-                   softmax_batch=256)
+    cfg = make_cfg(tmp_path, models="softmax",
+                   **{"softmax.dim": 8, "softmax.epochs": 2, "softmax.batch_size": 256})
     run = run_train(spark, wh, cfg)
     assert set(run.inputs) == {"ratings", "movies"}
     assert run.notes["models"]["softmax"]["features"] > 19  # genres + decades

@@ -19,38 +19,22 @@ from pyspark.sql import Row
 
 from moviegraph.config import Config, WalksConfig
 from moviegraph.errors import InputError
+from moviegraph.stages.walks import generate_walks
 from moviegraph.walks.broadcast import broadcast_walks
 from moviegraph.walks.csr import CSRGraph
 from moviegraph.walks.exact import transition_chi_square
 from moviegraph.walks.partitioned import partitioned_walks
 from moviegraph.walks.ship import SharedFiles, SparkBroadcast
-from moviegraph.walks.spark import choose_mode, generate_walks
+from moviegraph.walks.spark import choose_mode
 from moviegraph.walks.vocab import build_graph
+from tests.graphs import GRAPHS, random_weighted, star, triangle_plus_tail
 
 PQ = [(1.0, 1.0), (0.25, 4.0), (4.0, 0.25)]
 
 
-# ---------------------------------------------------------------- graphs (token edge lists)
+# ---------------------------------------------------------------- graphs: tests/graphs.py
 
 
-def triangle_plus_tail():
-    return np.array([0, 0, 1, 2, 3]), np.array([1, 2, 2, 3, 4]), np.array(
-        [1.0, 3.0, 2.0, 5.0, 0.5]), 5
-
-
-def star():
-    leaves = np.arange(1, 6)
-    return np.zeros(5, dtype=np.int64), leaves, leaves.astype(float), 6
-
-
-def random_weighted(n: int = 50, density: float = 0.12, seed: int = 3):
-    rng = np.random.default_rng(seed)
-    iu, ju = np.triu_indices(n, k=1)
-    keep = rng.random(len(iu)) < density
-    return iu[keep], ju[keep], rng.lognormal(0.0, 1.0, keep.sum()), n
-
-
-GRAPHS = {"triangle_tail": triangle_plus_tail, "star": star, "random50": random_weighted}
 # (walks per vertex, walk length): enough transitions per context for the chi-square.
 PLAN = {"triangle_tail": (400, 20), "star": (400, 20), "random50": (200, 20)}
 

@@ -9,7 +9,7 @@ import torch
 
 from moviegraph import config as config_mod
 from moviegraph.train.data import Ratings
-from moviegraph.train.stage import mf_vector_layout, train_mf_model
+from moviegraph.train.models import ModelData, fit_mf, mf_vector_layout
 
 CPU = torch.device("cpu")
 
@@ -43,10 +43,10 @@ def _test_part(r: Ratings):
 @pytest.mark.parametrize("method", ["bpmf", "adam"])
 def test_full_layout_vectors_give_the_reported_test_rmse(method: str, tmp_path) -> None:
     r = _ratings()
-    cfg = _cfg(f"train.mf_method={method}", "train.mf_biases=full", "train.mf_bpmf_dim=3",
-               "train.mf_burn_in=10", "train.mf_samples=30", "train.mf_dim=8",
-               "train.mf_epochs=20", "train.mf_lr=0.02")
-    t = train_mf_model(r, cfg, CPU, tmp_path / "ckpt")
+    cfg = _cfg(f"train.mf.method={method}", "train.mf.biases=full", "train.mf.bpmf.dim=3",
+               "train.mf.bpmf.burn_in=10", "train.mf.bpmf.samples=30", "train.mf.adam.dim=8",
+               "train.mf.adam.epochs=20", "train.mf.adam.lr=0.02")
+    t = fit_mf(ModelData(loaded=r), cfg, CPU, tmp_path / "ckpt")
     movie = dict(zip(t.movie_ids.tolist(), t.vectors.astype(np.float64), strict=True))
     user = dict(zip(t.user_ids.tolist(), t.user_vectors.astype(np.float64), strict=True))
     tu, tm, tr = _test_part(r)
@@ -66,14 +66,15 @@ def test_full_layout_vectors_give_the_reported_test_rmse(method: str, tmp_path) 
 
 def test_bpmf_same_config_same_vectors(tmp_path) -> None:
     r = _ratings(seed=3)
-    cfg = _cfg("train.mf_bpmf_dim=3", "train.mf_burn_in=2", "train.mf_samples=4",
-               "train.mf_biases=append")
-    a = train_mf_model(r, cfg, CPU, tmp_path / "a")
-    b = train_mf_model(r, cfg, CPU, tmp_path / "b")
+    cfg = _cfg("train.mf.bpmf.dim=3", "train.mf.bpmf.burn_in=2", "train.mf.bpmf.samples=4",
+               "train.mf.biases=append")
+    a = fit_mf(ModelData(loaded=r), cfg, CPU, tmp_path / "a")
+    b = fit_mf(ModelData(loaded=r), cfg, CPU, tmp_path / "b")
     np.testing.assert_array_equal(a.vectors, b.vectors)
     np.testing.assert_array_equal(a.user_vectors, b.user_vectors)
-    c = train_mf_model(r, _cfg("train.mf_bpmf_dim=3", "train.mf_burn_in=2", "train.mf_samples=4",
-                               "train.mf_biases=append", "train.seed=9"), CPU, tmp_path / "c")
+    c = fit_mf(ModelData(loaded=r), _cfg("train.mf.bpmf.dim=3", "train.mf.bpmf.burn_in=2",
+                                         "train.mf.bpmf.samples=4", "train.mf.biases=append",
+                                         "train.seed=9"), CPU, tmp_path / "c")
     assert not np.array_equal(a.vectors, c.vectors)
 
 

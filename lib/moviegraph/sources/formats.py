@@ -169,3 +169,21 @@ def detect(folder: str, exists: Callable[[str], bool], requested: str = "auto") 
             return fmt
     known = ", ".join(f"{f.ratings_file} ({f.name})" for f in FORMATS.values())
     raise FormatError(f"{folder}: no MovieLens ratings file found; expected one of {known}")
+
+
+def detect_file(name: str, requested: str = "auto") -> Format:
+    """The format of a single ratings file (``ingest --append FILE``): ``requested``, else
+    the format whose ratings file has this name, else the one with its extension."""
+    if requested != "auto":
+        return FORMATS[requested]
+    base = name.rsplit("/", 1)[-1]
+    for fmt in FORMATS.values():
+        if base == fmt.ratings_file:
+            return fmt
+    for fmt in FORMATS.values():
+        if base.endswith("." + fmt.ratings_file.rsplit(".", 1)[-1]):
+            return fmt
+    known = ", ".join(f"*.{f.ratings_file.rsplit('.', 1)[-1]} ({f.name})"
+                      for f in FORMATS.values())
+    raise FormatError(f"{name}: cannot tell the ratings format from the name; expected "
+                      f"{known}, or set ingest.format")

@@ -29,9 +29,9 @@ from pyspark.sql import functions as F
 
 from moviegraph import fs
 from moviegraph.errors import InputError
-from moviegraph.sources.formats import Format, MovieRow, detect
+from moviegraph.sources.formats import Format, MovieRow, detect, detect_file
 from moviegraph.sources.lines import numbered_lines
-from moviegraph.tables import SCHEMAS, Warehouse
+from moviegraph.tables import SCHEMAS, Warehouse, one_row
 
 REASONS = ("malformed", "rating_out_of_range", "unknown_movie", "duplicate_rating",
            "duplicate_movie")
@@ -80,8 +80,8 @@ def _parse_movies(spark: SparkSession, fmt: Format, path: str) -> tuple[DataFram
     bad: list[tuple[str, int, str, str]] = []
     source = fs.qualify(path)
     for row in rows:
-        if row.reason is not None:
-            bad.append((source, row.line_no, row.raw, row.reason))
+        if row.reason is not None or row.movie_id is None:
+            bad.append((source, row.line_no, row.raw, row.reason or "malformed"))
         elif row.movie_id in good:
             bad.append((source, row.line_no, row.raw, "duplicate_movie"))
         else:
@@ -130,21 +130,39 @@ def _parse_ratings(spark: SparkSession, fmt: Format, path: str) -> DataFrame:
 
 def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str = "auto",
            strict: bool = False, append: bool = False) -> IngestResult:
-    """Read the MovieLens files in ``folder`` into ``ratings``, ``movies``, ``rejected``."""
+    """Read the MovieLens files in ``folder`` into ``ratings``, ``movies``, ``rejected``.
+
+    With ``append``, ``folder`` may also be one ratings file (``ingest --append FILE``): its
+    format comes from ``fmt_name`` or its name; the format's catalogue file beside it, when
+    there is one, extends ``movies``, otherwise the ratings are checked against the movies
+    already ingested.
+    """
     started = time.time()
     if not fs.exists(spark, folder):
         raise IngestError(f"{folder}: input folder not found")
-    fmt = detect(folder, lambda p: fs.exists(spark, p), fmt_name)
-    ratings_path = f"{folder}/{fmt.ratings_file}"
+    ratings_file = None
+    if append and fs.is_file(spark, folder):
+        folder, _, ratings_file = folder.rpartition("/")
+    if ratings_file is not None:
+        fmt = detect_file(ratings_file, fmt_name)
+    else:
+        fmt = detect(folder, lambda p: fs.exists(spark, p), fmt_name)
+    ratings_path = f"{folder}/{ratings_file or fmt.ratings_file}"
     movies_path = f"{folder}/{fmt.movies_file}"
     _require_file(spark, ratings_path)
-    _require_file(spark, movies_path)
-
-    movies, movie_rejects = _parse_movies(spark, fmt, movies_path)
-    if append and warehouse.exists("movies"):
-        # New catalogue lines extend the old catalogue; known ids keep their old row.
-        old = warehouse.read("movies")
-        movies = old.unionByName(movies.join(old.select("movie_id"), "movie_id", "left_anti"))
+    if ratings_file is not None and warehouse.exists("movies") and not fs.exists(spark,
+                                                                                 movies_path):
+        # A ratings file on its own: the catalogue is the one already ingested.
+        movies = warehouse.read("movies")
+        movie_rejects = spark.createDataFrame([], SCHEMAS["rejected"])
+    else:
+        _require_file(spark, movies_path)
+        movies, movie_rejects = _parse_movies(spark, fmt, movies_path)
+        if append and warehouse.exists("movies"):
+            # New catalogue lines extend the old catalogue; known ids keep their old row.
+            old = warehouse.read("movies")
+            movies = old.unionByName(movies.join(old.select("movie_id"), "movie_id",
+                                                 "left_anti"))
     movies = movies.persist(StorageLevel.MEMORY_AND_DISK)
 
     parsed = _parse_ratings(spark, fmt, ratings_path)
@@ -177,14 +195,14 @@ def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str
         counts = {r["reason"]: r["n"] for r in
                   rejected.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
         if strict and counts:
-            first = rejected.orderBy("source", "line_no").first()
+            first = one_row(rejected.orderBy("source", "line_no"))
             raise IngestError(f"{first['source']}:{first['line_no']}: {first['reason']}: "
                               f"{first['raw']!r} (strict mode; {sum(counts.values())} bad "
                               "rows in all)")
         good = final.where(F.col("reason").isNull()).select(
             "user_id", "movie_id", "rating", "ts")
-        totals = good.agg(F.count(F.lit(1)).alias("n"),
-                          F.countDistinct("user_id").alias("users")).first()
+        totals = one_row(good.agg(F.count(F.lit(1)).alias("n"),
+                                  F.countDistinct("user_id").alias("users")))
         n_good = totals["n"]
         if n_good == 0:
             raise IngestError(f"{ratings_path}: no valid ratings "

@@ -1,4 +1,4 @@
-"""The `pairs` and `edges` stages: config -> graph library calls -> Delta tables."""
+"""The ``pairs`` stage: ratings -> item_counts, pair_counts (exact co-rating counts)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from pyspark.sql import functions as F
 
 from moviegraph.config import Config, PairsConfig
 from moviegraph.graph import pairs as P
-from moviegraph.graph.incremental import Plan, count_delta, merge_counts, plan_incremental
-from moviegraph.graph.pmi import log_total, pmi_edges, top_k_edges
-from moviegraph.graph.stats import graph_stats, vertex_table
+from moviegraph.graph.incremental import Plan, count_delta, plan_incremental
 from moviegraph.runs import StageRun, input_versions
-from moviegraph.tables import Warehouse
+from moviegraph.stages.base import Stage
+from moviegraph.tables import Warehouse, one_row
 
 
-def stage_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+def run_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
     """ratings -> item_counts, pair_counts (exact unless pairs.max_items_per_user > 0).
 
     After appends to ``ratings`` the counts are updated from the appended ratings alone
@@ -25,7 +24,7 @@ def stage_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
     pc = cfg.pairs
     t0 = time.time()
     run.inputs.update(input_versions(wh, "ratings"))
-    plan = plan_incremental(spark, wh, pc, run.config_hash, run.inputs["ratings"])
+    plan = plan_incremental(wh, pc, run.config_hash, run.inputs["ratings"])
     if plan.applies:
         summary = _pairs_incremental(spark, pc, wh, run, plan, t0)
         if summary:
@@ -40,7 +39,7 @@ def stage_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
     ul = P.user_lists(P.kept_ratings(ratings, pc.min_rating), pc.max_items_per_user, pc.seed)
     try:
         stats = P.list_stats(ul.lists, pc.block_size)
-        partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
         items_df = P.item_counts(ul.lists).coalesce(1).sortWithinPartitions("movie_id")
         run.outputs["item_counts"] = wh.write("item_counts", items_df)
         tasks = P.block_tasks(ul.lists, pc.block_size, partitions)
@@ -50,8 +49,8 @@ def stage_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
             "pair_counts", P.pair_counts(tasks).orderBy("movie_a", "movie_b"))
     finally:
         ul.lists.unpersist()
-    written = wh.read("pair_counts", run.outputs["pair_counts"]).agg(
-        F.count(F.lit(1)).alias("rows"), F.sum("n").alias("total")).first()
+    written = one_row(wh.read("pair_counts", run.outputs["pair_counts"]).agg(
+        F.count(F.lit(1)).alias("rows"), F.sum("n").alias("total")))
     counted = int(written["total"] or 0)
     if counted != stats["pairs"]:  # every pair of every user, once: a cheap exactness check
         raise RuntimeError(f"pair counts sum to {counted:,}, expected Σ n_u(n_u-1)/2 = "
@@ -90,8 +89,8 @@ def stage_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
 def _pairs_incremental(spark: SparkSession, pc: PairsConfig, wh: Warehouse, run: StageRun,
                        plan: Plan, t0: float) -> str | None:
     """Fold the appended ratings into the counts (one MERGE per table); None = recount."""
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    delta = count_delta(spark, wh, pc, plan, partitions)
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
+    delta = count_delta(wh, pc, plan, partitions)
     try:
         notes = {"applied": True, "previous_run": plan.previous_run,
                  "from_version": plan.from_version, "to_version": plan.to_version,
@@ -109,15 +108,15 @@ def _pairs_incremental(spark: SparkSession, pc: PairsConfig, wh: Warehouse, run:
                                f"Σ |N|(|N|-1)/2 + |N||O| = {delta.expected_pairs:,}")
         run.outputs.update(plan.outputs)  # unchanged when nothing new is kept
         if delta.new_kept:
-            run.outputs["item_counts"] = merge_counts(spark, wh, "item_counts", delta.items,
+            run.outputs["item_counts"] = wh.merge_add("item_counts", delta.items,
                                                       ("movie_id",))
         if delta.pair_rows:
-            run.outputs["pair_counts"] = merge_counts(spark, wh, "pair_counts", delta.pairs,
+            run.outputs["pair_counts"] = wh.merge_add("pair_counts", delta.pairs,
                                                       ("movie_a", "movie_b"))
     finally:
         delta.unpersist()
-    written = wh.read("pair_counts", run.outputs["pair_counts"]).agg(
-        F.count(F.lit(1)).alias("rows"), F.sum("n").alias("total")).first()
+    written = one_row(wh.read("pair_counts", run.outputs["pair_counts"]).agg(
+        F.count(F.lit(1)).alias("rows"), F.sum("n").alias("total")))
     counted = int(written["total"] or 0)
     if counted != plan.previous_pairs + delta.counted:
         raise RuntimeError(f"pair counts sum to {counted:,} after the merge, expected "
@@ -144,43 +143,9 @@ def _pairs_incremental(spark: SparkSession, pc: PairsConfig, wh: Warehouse, run:
     ])
 
 
-def stage_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
-                components_method: str = "auto") -> str:
-    """item_counts, pair_counts -> edges (src < dst, once per undirected edge), vertices."""
-    t0 = time.time()
-    run.inputs.update(input_versions(wh, "item_counts", "pair_counts"))
-    items = wh.read("item_counts", run.inputs["item_counts"])
-    pairs = wh.read("pair_counts", run.inputs["pair_counts"])
-    d = log_total(items)
-    ec = cfg.edges
-    min_weight = ec.min_weight
-    kept = top_k_edges(pmi_edges(items, pairs, min_weight, d, ec.min_count), ec.top_k)
-    run.outputs["edges"] = wh.write("edges", kept.orderBy("src", "dst"))
-    edges = wh.read("edges", run.outputs["edges"])
-    row = edges.agg(F.count(F.lit(1)).alias("e"), F.min("weight").alias("wmin"),
-                    F.max("weight").alias("wmax")).first()
-    num_edges = int(row["e"])
-    vertices, method = vertex_table(spark, items, edges, num_edges, components_method)
-    run.outputs["vertices"] = wh.write(
-        "vertices", vertices.coalesce(1).sortWithinPartitions("movie_id"))
-    st = graph_stats(wh.read("vertices", run.outputs["vertices"]), num_edges, method)
-    pair_rows = pairs.count()
-    seconds = time.time() - t0
-    run.rows.update({"pair_counts": pair_rows, "edges": num_edges, "vertices": st.vertices})
-    run.notes.update({"min_weight": min_weight, "min_count": ec.min_count,
-                      "top_k": ec.top_k, "D": d, "components": st.components,
-                      "largest_component": st.largest_component,
-                      "largest_share": round(st.largest_share, 6), "isolated": st.isolated,
-                      "components_method": method, "directions": "src < dst, once",
-                      "seconds": round(seconds, 3)})
-    weights = (f", weight {row['wmin']:.3g}..{row['wmax']:.3g}" if num_edges else "")
-    return "\n".join([
-        f"edges: {num_edges:,} of {pair_rows:,} pairs kept (weight >= {min_weight:g}, "
-        f"pair count >= {ec.min_count}"
-        + (f", top {ec.top_k} by PMI of an end" if ec.top_k else "") + ", "
-        f"D = log Σ item_count = {d:.4f}{weights}), stored once each with src < dst",
-        f"  vertices {st.vertices:,} ({st.isolated:,} isolated), degree mean "
-        f"{st.mean_degree:.1f} max {st.max_degree:,}",
-        f"  components {st.components:,} (by {method}); largest {st.largest_component:,} "
-        f"vertices = {100 * st.largest_share:.1f}%; {seconds:.1f}s",
-    ])
+STAGE = Stage(
+    name="pairs", summary="ratings -> item_counts, pair_counts (exact co-rating counts)",
+    reads=("ratings",), writes=("item_counts", "pair_counts"),
+    writes_doc="`item_counts`, `pair_counts`: exact co-rating counts of ratings >= "
+               "`pairs.min_rating` (incremental after `ingest --append`)",
+    sections=("pairs",), run=run_pairs)

@@ -1,4 +1,5 @@
-"""The ``similar`` stage: embeddings (+ ratings) -> similar_movies, recommendations."""
+"""The ``similar`` stage: embeddings (+ ratings) -> similar_movies, recommendations (exact
+top-k, :mod:`moviegraph.similarity`)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,11 @@ from moviegraph.similarity.joins import (
     similar_movies,
     vectors_of,
 )
+from moviegraph.stages.base import Stage
 from moviegraph.tables import Warehouse
 
 
-def model_list(value: str) -> list[str]:
-    """``"a, b"`` -> ``["a", "b"]``; empty means every model."""
-    return [m.strip() for m in value.split(",") if m.strip()]
-
-
-def stage_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+def run_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
     """Top-k similar movies (cosine and/or dot) and top-k recommendations, every model.
 
     Each model's latest embeddings run (or ``similar.run_id``) is used. Models with user
@@ -35,7 +32,7 @@ def stage_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun
     """
     sc = cfg.similar
     emb = wh.read("embeddings")
-    runs = select_runs(emb, model_list(sc.models), sc.run_id)
+    runs = select_runs(emb, sc.models, sc.run_id)
     if not runs:
         raise InputError("the embeddings table holds no model; run the train stage first")
     metrics = ["cosine", "dot"] if sc.metric == "both" else [sc.metric]
@@ -59,7 +56,7 @@ def stage_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun
                                   "*"))
         users = user_emb.where(of_run) if user_emb is not None else None
         by_user_vectors = users is not None and bool(users.limit(1).collect())
-        if by_user_vectors:
+        if users is not None and by_user_vectors:
             queries = users.select("user_id", "vector").join(rated, "user_id", "left")
         else:
             queries = rated
@@ -122,3 +119,13 @@ def _summary(wh: Warehouse, per_model: dict[str, dict], metrics: list[str], k: i
             lines.append(f"    {r['rank']}. {r['neighbor_id']} {r.get('neighbor') or ''} "
                          f"({r['score']:.3f})")
     return "\n".join(lines)
+
+
+STAGE = Stage(
+    name="similar", summary="exact top-k similar movies and recommendations per model",
+    reads=("embeddings", "ratings"), optional_reads=("user_embeddings",),
+    writes=("similar_movies", "recommendations"),
+    writes_doc="`similar_movies(model, metric, movie_id, rank, neighbor_id, score)` (top-"
+               "`similar.k` by cosine and/or dot), `recommendations(model, user_id, rank, "
+               "movie_id, score)` (top-k unrated movies)",
+    sections=("similar",), run=run_similar)

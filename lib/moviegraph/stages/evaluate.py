@@ -3,7 +3,7 @@
 Reads ``ratings``, ``movies``, ``embeddings`` (+ ``user_embeddings``, ``history``,
 ``runs``, and when present ``walks`` for the gensim baseline and ``vertices`` / ``edges``
 for graph statistics) as Arrow (delta-rs, Spark as fallback), scores on the driver with
-the numpy kernels of :mod:`moviegraph.evaluate.protocol`, and writes
+the numpy kernels of :mod:`moviegraph.evaluate.scoring`, and writes
 
 - ``metrics(run_id, model, name, value)``: one Delta transaction that *replaces* the rows
   of this run id (``replaceWhere``) and keeps other runs' rows, so the table is a history
@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +30,21 @@ import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from moviegraph.config import PROJECT_ROOT, Config, ConfigError
+from moviegraph.config import PROJECT_ROOT, Config
 from moviegraph.errors import InputError
-from moviegraph.evaluate import protocol as pr
 from moviegraph.evaluate import report as rp
 from moviegraph.evaluate import report_data as rdata
+from moviegraph.evaluate import scoring as pr
+from moviegraph.protocol.data import EvalData, align, prepare
 from moviegraph.runs import StageRun
 from moviegraph.similarity.joins import select_runs, vectors_of
-from moviegraph.similarity.stage import model_list
+from moviegraph.stages.base import Stage
 from moviegraph.tables import Warehouse
-from moviegraph.train.data import padded_lists, read_arrow, read_ratings
+from moviegraph.train.data import padded_lists, read_ratings
+from moviegraph.train.scorers import own_scorer
 
 #: Preferred main model of the report (first present wins) when evaluate.main_model is empty.
 MAIN_MODEL_ORDER = ("node2vec", "mf", "softmax", "cbow")
-KNOWN_BASELINES = ("mostpop", "itemknn", "ease", "gensim", "biases", "random")
 
 
 def report_dir(cfg: Config) -> Path:
@@ -51,25 +53,14 @@ def report_dir(cfg: Config) -> Path:
     return p if p.is_absolute() else PROJECT_ROOT / p
 
 
-def parse_floats(value: str, key: str) -> list[float]:
-    """``"10, 50"`` -> ``[10.0, 50.0]``; a bad entry raises ConfigError naming ``key``."""
-    try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{key} = {value!r}: expected comma-separated numbers") from None
-
-
 def fidelity_settings(cfg: Config) -> list[tuple[float, float]]:
-    """The configured (walks.p, walks.q) then evaluate.fidelity_pq's extra pairs."""
+    """The configured (walks.p, walks.q) then evaluate.fidelity_pq's extra pairs (checked
+    when the config was loaded)."""
     pairs = [(cfg.walks.p, cfg.walks.q)]
-    for item in cfg.evaluate.fidelity_pq.split(","):
-        if item.strip():
-            try:
-                p, q = (float(x) for x in item.split(":"))
-            except ValueError:
-                raise ConfigError(f"evaluate.fidelity_pq: bad entry {item!r} (want p:q)") from None
-            if (p, q) not in pairs:
-                pairs.append((p, q))
+    for item in cfg.evaluate.fidelity_pq:
+        p, q = (float(x) for x in item.split(":"))
+        if (p, q) not in pairs:
+            pairs.append((p, q))
     return pairs
 
 
@@ -87,7 +78,7 @@ def _curves(wh: Warehouse, runs: dict[str, str]) -> dict[str, rp.ModelCurves]:
     """Per-model epoch curves of the evaluated runs from ``history``."""
     if not wh.exists("history"):
         return {}
-    t = read_arrow(wh, "history", ["run_id", "model", "epoch", "train_loss", "metrics"])
+    t = wh.read_arrow("history", ["run_id", "model", "epoch", "train_loss", "metrics"])
     curves = {}
     run_col = np.asarray(t.column("run_id").to_pylist())
     model_col = np.asarray(t.column("model").to_pylist())
@@ -111,7 +102,7 @@ def _curves(wh: Warehouse, runs: dict[str, str]) -> dict[str, rp.ModelCurves]:
 def _graph(wh: Warehouse) -> rdata.GraphStats | None:
     if not (wh.exists("vertices") and wh.exists("edges")):
         return None
-    v = read_arrow(wh, "vertices", ["degree", "component"])
+    v = wh.read_arrow("vertices", ["degree", "component"])
     n_edges = wh.read("edges").count()
     return rdata.graph_stats(v.column("degree").to_numpy(), v.column("component").to_numpy(),
                              n_edges)
@@ -120,7 +111,7 @@ def _graph(wh: Warehouse) -> rdata.GraphStats | None:
 def _walks(wh: Warehouse) -> np.ndarray | None:
     if not wh.exists("walks"):
         return None
-    t = read_arrow(wh, "walks", ["walk_id", "path"]).sort_by("walk_id")
+    t = wh.read_arrow("walks", ["walk_id", "path"]).sort_by("walk_id")
     return padded_lists(t.column("path"))
 
 
@@ -130,39 +121,32 @@ def _cosine_view(vectors: np.ndarray, layout: str | None) -> np.ndarray:
     return vectors[:, :-pr.BIAS_COLUMNS[layout]] if layout in pr.BIAS_COLUMNS else vectors
 
 
-def stage_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
     """Score every model's latest embeddings run and the baselines; write metrics + report."""
     ec = cfg.evaluate
     k = ec.k
-    baselines = [b.strip() for b in ec.baselines.split(",") if b.strip()]
-    unknown = [b for b in baselines if b not in KNOWN_BASELINES]
-    if unknown:
-        raise ConfigError(f"evaluate.baselines: unknown {', '.join(unknown)} "
-                         f"(known: {', '.join(KNOWN_BASELINES)})")
-    lambdas = parse_floats(ec.ease_lambdas, "evaluate.ease_lambdas")
+    baselines = list(ec.baselines)
     fidelity = fidelity_settings(cfg)
     t_start = time.perf_counter()
 
     emb = wh.read("embeddings")
-    runs = select_runs(emb, model_list(ec.models))
+    runs = select_runs(emb, ec.models)
     if not runs:
         raise InputError("the embeddings table holds no model; run the train stage first")
     ratings = read_ratings(wh)
-    movies = read_arrow(wh, "movies", ["movie_id", "title", "genres"]).sort_by("movie_id")
+    movies = wh.read_arrow("movies", ["movie_id", "title", "genres"]).sort_by("movie_id")
     titles = movies.column("title").to_pylist()
-    d = pr.prepare(ratings.user_id, ratings.movie_id, ratings.rating, ratings.ts,
+    d = prepare(ratings.user_id, ratings.movie_id, ratings.rating, ratings.ts,
                    movies.column("movie_id").to_numpy(), movies.column("genres").to_pylist())
     out = pr.Collector()
     user_emb = wh.read("user_embeddings") if wh.exists("user_embeddings") else None
     train_notes = _train_notes(wh, set(runs.values()))
-    from moviegraph.train.scorers import own_scorer
-
     cosine_vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for model, run_id in runs.items():
         t0 = time.perf_counter()
         of_run = (F.col("model") == model) & (F.col("run_id") == run_id)
         ids, raw = vectors_of(emb.where(of_run), "movie_id")
-        vectors, has = pr.align(ids, raw, d.movie_ids)
+        vectors, has = align(ids, raw, d.movie_ids)
         notes = train_notes.get(run_id, {}).get("models", {}).get(model, {})
         layout = notes.get("vector_layout") if "vector_layout" in notes else \
             pr.bias_layout(vectors, has)
@@ -173,7 +157,7 @@ def stage_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRu
         if user_emb is not None:
             uids, uvec = vectors_of(user_emb.where(of_run), "user_id")  # one collect
             if len(uids):
-                user_vectors, has_user = pr.align(uids, uvec, d.user_ids)
+                user_vectors, has_user = align(uids, uvec, d.user_ids)
         own = own_scorer(model) if ec.own_scorers else None
         if user_vectors is not None:
             pr.evaluate_user_model(out, model, vectors, user_vectors, d, k, cos)
@@ -197,13 +181,13 @@ def stage_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRu
     if "mf" in runs:
         out.notes["mf ranking"] = ("mf learns from the rating split's train part, which holds "
                                    "most ranking-test ratings: its Recall/NDCG are optimistic")
-    if "node2vec" in runs and getattr(cfg.pairs, "ratings", "all") != "ranking_train":
+    if "node2vec" in runs and cfg.pairs.ratings != "ranking_train":
         out.notes["node2vec ranking"] = ("pairs.ratings is not ranking_train: the graph saw "
                                          "the test ratings, node2vec's Recall/NDCG leak")
 
     if "gensim" in baselines:
         _gensim_baseline(out, cfg, wh, d, k)
-    pr.evaluate_baselines(out, d, k, baselines, lambdas, ec.max_dense_items)
+    pr.evaluate_baselines(out, d, k, baselines, ec.ease_lambdas, ec.max_dense_items)
     t0 = time.perf_counter()
     for p, q in fidelity:
         pr.walk_fidelity(out, p, q, cfg.walks.seed)
@@ -222,7 +206,7 @@ def stage_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRu
     return summary(out.rows, runs, k, path, out.notes, time.perf_counter() - t_start)
 
 
-def _gensim_baseline(out: pr.Collector, cfg: Config, wh: Warehouse, d: pr.EvalData,
+def _gensim_baseline(out: pr.Collector, cfg: Config, wh: Warehouse, d: EvalData,
                      k: int) -> None:
     """gensim skip-gram on the walks table with the node2vec trainer's settings."""
     try:
@@ -234,13 +218,11 @@ def _gensim_baseline(out: pr.Collector, cfg: Config, wh: Warehouse, d: pr.EvalDa
     if walks is None:
         out.notes["baseline:gensim"] = "skipped: no walks table"
         return
-    tc = cfg.train
-    s = pr.SkipGramSettings(dim=tc.node2vec_dim, window=tc.node2vec_window,
-                            negative=tc.node2vec_negative, sample=tc.node2vec_sample,
-                            epochs=tc.node2vec_epochs, alpha=tc.node2vec_lr, seed=tc.seed)
+    # The node2vec trainer's own settings, so the two skip-grams are comparable.
+    s = replace(cfg.train.node2vec, seed=cfg.train.seed)
     t0 = time.perf_counter()
     ids, vec = pr.gensim_vectors(walks, s)
-    vectors, has = pr.align(ids, vec, d.movie_ids)
+    vectors, has = align(ids, vec, d.movie_ids)
     pr.evaluate_item_model(out, "baseline:gensim", vectors, has, d, k, None, cfg.evaluate.seed)
     pr.genre_metrics(out, "baseline:gensim", vectors, has, d, cfg.evaluate.seed)
     out.timed("baseline:gensim", t0)
@@ -253,19 +235,12 @@ def write_metrics(spark: SparkSession, wh: Warehouse, run_id: str,
                       "model": pa.array([r[0] for r in rows], pa.string()),
                       "name": pa.array([r[1] for r in rows], pa.string()),
                       "value": pa.array([r[2] for r in rows], pa.float64())})
-    df = spark.createDataFrame(table)
-    if not wh.exists("metrics"):
-        return wh.write("metrics", df, mode="overwrite")
     cond = "run_id = '" + run_id.replace("'", "''") + "'"
-    (wh.conform("metrics", df).write.format("delta").mode("overwrite")
-     .option("replaceWhere", cond).save(wh.path("metrics")))
-    version = wh.version("metrics")
-    assert version is not None
-    return version
+    return wh.replace_where("metrics", spark.createDataFrame(table), cond)
 
 
 def build_report_data(cfg: Config, wh: Warehouse, run_id: str, runs: dict[str, str],
-                      out: pr.Collector, d: pr.EvalData, titles: list[str],
+                      out: pr.Collector, d: EvalData, titles: list[str],
                       cosine_vectors: dict[str, tuple[np.ndarray, np.ndarray]]
                       ) -> rp.ReportData:
     """Gather the report's tables and chart data (t-SNE of the main model included)."""
@@ -288,8 +263,8 @@ def build_report_data(cfg: Config, wh: Warehouse, run_id: str, runs: dict[str, s
             xy = rdata.tsne_map(vec[idx], ec.tsne_seed, ec.tsne_perplexity, ec.tsne_max_iter)
             tsne = rp.MapPoints(main, xy, rdata.primary_genre(d.genres[idx]), d.genre_names,
                                 [titles[i] for i in idx])
-    settings = {"k": ec.k, "baselines": ec.baselines, "walks.p": cfg.walks.p,
-                "walks.q": cfg.walks.q, "pairs.ratings": getattr(cfg.pairs, "ratings", "?"),
+    settings = {"k": ec.k, "baselines": ",".join(ec.baselines), "walks.p": cfg.walks.p,
+                "walks.q": cfg.walks.q, "pairs.ratings": cfg.pairs.ratings,
                 "users": d.n_users, "movies": d.n_items, "ratings": int(d.u.shape[0])}
     return rp.ReportData(
         run_id=run_id, created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -330,3 +305,15 @@ def summary(rows: list[pr.MetricRow], runs: dict[str, str], k: int, path: Path,
     lines += [f"  note: {key}: {text}" for key, text in notes.items()]
     lines.append(f"  report: {path}")
     return "\n".join(lines)
+
+
+STAGE = Stage(
+    name="evaluate", summary="EVALUATION.md's protocol for every model and the baselines; "
+    "metrics table and HTML report",
+    reads=("ratings", "movies", "embeddings"),
+    optional_reads=("user_embeddings", "history", "walks", "vertices", "edges"),
+    writes=("metrics",),
+    writes_doc="`metrics(run_id, model, name, value)` (EVALUATION.md's protocol for every "
+               "model and the baselines), `<evaluate.report_dir>/<run_id>.html` + "
+               "`latest.html` (self-contained report)",
+    sections=("evaluate", "walks", "train"), run=run_evaluate)

@@ -12,7 +12,7 @@ from moviegraph.errors import InputError
 from moviegraph.export.projector import write_model_export
 from moviegraph.runs import StageRun
 from moviegraph.similarity.joins import select_runs, vectors_of
-from moviegraph.similarity.stage import model_list
+from moviegraph.stages.base import Flag, Stage
 from moviegraph.tables import Warehouse
 
 
@@ -22,14 +22,14 @@ def export_dir(cfg: Config) -> Path:
     return out if out.is_absolute() else PROJECT_ROOT / out
 
 
-def stage_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+def run_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
     """Write ``<export.out>/<model>/`` for each model's latest embeddings run.
 
     Vectors are collected to the driver (59k x 64 floats is 15 MB), so the export folder is
     on the driver's local disk.
     """
     emb = wh.read("embeddings")
-    runs = select_runs(emb, model_list(cfg.export.models))
+    runs = select_runs(emb, cfg.export.models)
     if not runs:
         raise InputError("the embeddings table holds no model; run the train stage first")
     counts = wh.read("ratings").groupBy("movie_id").agg(F.count("*").alias("rating_count"))
@@ -59,3 +59,12 @@ def stage_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     run.notes["exports"] = written
     lines.append("  open https://projector.tensorflow.org, Load: embeddings.tsv + metadata.tsv")
     return "\n".join(lines)
+
+
+STAGE = Stage(
+    name="export", summary="Embedding Projector TSVs and Parquet copies of each model's vectors",
+    reads=("embeddings", "movies", "ratings"), optional_reads=("user_embeddings",),
+    writes_doc="`<export.out>/<model>/`: `embeddings.tsv` + `metadata.tsv` (Embedding "
+               "Projector), `embeddings.parquet`, `user_embeddings.parquet`, `run.json`",
+    sections=("export",), run=run_export,
+    flags=(Flag("--out", "export.out", "folder of the exports", metavar="FOLDER"),))

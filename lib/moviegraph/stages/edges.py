@@ -1,0 +1,65 @@
+"""The ``edges`` stage: item_counts, pair_counts -> edges (PMI-weighted), vertices."""
+
+from __future__ import annotations
+
+import time
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from moviegraph.config import Config
+from moviegraph.graph.pmi import log_total, pmi_edges, top_k_edges
+from moviegraph.graph.stats import graph_stats, vertex_table
+from moviegraph.runs import StageRun, input_versions
+from moviegraph.stages.base import Stage
+from moviegraph.tables import Warehouse, one_row
+
+
+def run_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
+                components_method: str = "auto") -> str:
+    """item_counts, pair_counts -> edges (src < dst, once per undirected edge), vertices."""
+    t0 = time.time()
+    run.inputs.update(input_versions(wh, "item_counts", "pair_counts"))
+    items = wh.read("item_counts", run.inputs["item_counts"])
+    pairs = wh.read("pair_counts", run.inputs["pair_counts"])
+    d = log_total(items)
+    ec = cfg.edges
+    min_weight = ec.min_weight
+    kept = top_k_edges(pmi_edges(items, pairs, min_weight, d, ec.min_count), ec.top_k)
+    run.outputs["edges"] = wh.write("edges", kept.orderBy("src", "dst"))
+    edges = wh.read("edges", run.outputs["edges"])
+    row = one_row(edges.agg(F.count(F.lit(1)).alias("e"), F.min("weight").alias("wmin"),
+                            F.max("weight").alias("wmax")))
+    num_edges = int(row["e"])
+    vertices, method = vertex_table(spark, items, edges, num_edges, components_method)
+    run.outputs["vertices"] = wh.write(
+        "vertices", vertices.coalesce(1).sortWithinPartitions("movie_id"))
+    st = graph_stats(wh.read("vertices", run.outputs["vertices"]), num_edges, method)
+    pair_rows = pairs.count()
+    seconds = time.time() - t0
+    run.rows.update({"pair_counts": pair_rows, "edges": num_edges, "vertices": st.vertices})
+    run.notes.update({"min_weight": min_weight, "min_count": ec.min_count,
+                      "top_k": ec.top_k, "D": d, "components": st.components,
+                      "largest_component": st.largest_component,
+                      "largest_share": round(st.largest_share, 6), "isolated": st.isolated,
+                      "components_method": method, "directions": "src < dst, once",
+                      "seconds": round(seconds, 3)})
+    weights = (f", weight {row['wmin']:.3g}..{row['wmax']:.3g}" if num_edges else "")
+    return "\n".join([
+        f"edges: {num_edges:,} of {pair_rows:,} pairs kept (weight >= {min_weight:g}, "
+        f"pair count >= {ec.min_count}"
+        + (f", top {ec.top_k} by PMI of an end" if ec.top_k else "") + ", "
+        f"D = log Σ item_count = {d:.4f}{weights}), stored once each with src < dst",
+        f"  vertices {st.vertices:,} ({st.isolated:,} isolated), degree mean "
+        f"{st.mean_degree:.1f} max {st.max_degree:,}",
+        f"  components {st.components:,} (by {method}); largest {st.largest_component:,} "
+        f"vertices = {100 * st.largest_share:.1f}%; {seconds:.1f}s",
+    ])
+
+
+STAGE = Stage(
+    name="edges", summary="item_counts, pair_counts -> edges (PMI-weighted), vertices",
+    reads=("item_counts", "pair_counts"), writes=("edges", "vertices"),
+    writes_doc="`edges` (PMI-weighted, `weight >= edges.min_weight`), `vertices` (degree, "
+               "strength, component)",
+    sections=("pairs", "edges"), run=run_edges)

@@ -1,0 +1,119 @@
+"""The ``train`` stage: walks / ratings -> embeddings, user_embeddings, history.
+
+The loop over the model registry (:mod:`moviegraph.train.models`): each chosen model
+(``train.models``, in registry order) gets its checkpoint folder, is fitted on the driver
+(CUDA when present; ``mf`` with ``train.distributed`` in DDP processes launched by
+TorchDistributor), and the vectors of all of them are written at the end
+(:mod:`moviegraph.train.output`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from moviegraph.config import Config
+from moviegraph.runs import StageRun, input_versions
+from moviegraph.stages.base import Flag, Stage
+from moviegraph.tables import Warehouse
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def input_tables(cfg: Config) -> tuple[str, ...]:
+    """Tables the chosen models read under their settings."""
+    from moviegraph.train.models import input_tables as tables
+
+    return tables(cfg.train)
+
+
+def run_train(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
+    """walks / ratings -> embeddings, user_embeddings, history (see the module docstring)."""
+    import torch
+
+    tc = cfg.train
+    # The driver process lives on (pipeline, tests): put torch's global settings back.
+    threads = torch.get_num_threads()
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    try:
+        return _train_all(cfg, wh, run)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+
+
+def _train_all(cfg: Config, wh: Warehouse, run: StageRun) -> str:
+    from moviegraph.train.checkpoints import checkpoint_root, fingerprint, prepare_checkpoints
+    from moviegraph.train.device import pick_device, set_deterministic
+    from moviegraph.train.models import ModelData, Trained, chosen
+    from moviegraph.train.output import write_outputs
+
+    tc = cfg.train
+    models = chosen(tc)
+    device = pick_device(tc.device)
+    if tc.deterministic:
+        set_deterministic()
+    versions = input_versions(wh, *input_tables(cfg))
+    run.inputs.update(versions)
+    data = ModelData(wh)
+    root = checkpoint_root(tc)
+    trained: list[Trained] = []
+    per_model: dict[str, Any] = {}
+    run.notes["models"] = per_model
+    lines = [f"train: {len(models)} model(s) on {device.type}"
+             + (f", DDP x{tc.num_processes}" if tc.distributed else "")]
+    for model in models:
+        folder = root / model.name
+        resumed = prepare_checkpoints(
+            folder, fingerprint(tc, model.name, model.distributed, versions, model.inputs(tc)),
+            tc.resume)
+        note = ""
+        if tc.distributed and not model.distributed:
+            note = "distributed training not supported yet for this model: one process"
+            print(f"[train] {model.name}: {note}", flush=True)
+        t = model.fit(data, cfg, device, folder)
+        if note:
+            t.notes["distributed"] = note
+        trained.append(t)
+        lines.append(_line(t, resumed))
+        per_model[model.name] = {
+            "seconds": round(t.seconds, 3), "final_loss": t.final_loss,
+            "dim": t.vectors.shape[1], "movies": len(t.movie_ids),
+            "epochs_run": len(t.fit.history), "best_epoch": t.fit.best_epoch,
+            "stopped_early": t.fit.stopped_early, "resumed_from": t.fit.resumed_from,
+            **t.metrics, **t.notes}
+    run.notes["device"] = str(device)
+    run.notes["checkpoints"] = str(root)
+    write_outputs(wh, run, trained)
+    lines.append(f"  wrote embeddings v{run.outputs['embeddings']}"
+                 + (f", user_embeddings v{run.outputs['user_embeddings']}"
+                    if "user_embeddings" in run.outputs else "")
+                 + (f", history v{run.outputs['history']}" if "history" in run.outputs else "")
+                 + f" (run {run.run_id})")
+    return "\n".join(lines)
+
+
+def _line(t, resumed: bool) -> str:
+    """One summary line per model."""
+    return (f"  {t.model:<9} {len(t.movie_ids):>7,} movies x {t.vectors.shape[1]}"
+            + (f", {len(t.user_ids):,} users" if t.user_ids is not None else "")
+            + f", {len(t.fit.history)} epochs, final loss {t.final_loss:.4f}"
+            + "".join(f", {k.replace('_', ' ')} {v:.4f}" for k, v in t.metrics.items())
+            + f", {t.seconds:.1f}s"
+            + (f" (resumed after epoch {t.fit.resumed_from + 1})"
+               if resumed and t.fit.resumed_from is not None else "")
+            + (" (stopped early)" if t.fit.stopped_early else ""))
+
+
+STAGE = Stage(
+    name="train", summary="PyTorch models on walks and ratings -> embeddings, history",
+    reads=("walks", "vocab", "ratings", "movies"),
+    writes=("embeddings", "user_embeddings", "history"),
+    writes_doc="`embeddings(model, run_id, movie_id, vector)`, `user_embeddings(model, "
+               "run_id, user_id, vector)`, `history` (one row per epoch); checkpoints under "
+               "`train.checkpoint_dir/<model>/` (`--resume`)",
+    sections=("train",), run=run_train, input_tables=input_tables,
+    flags=(Flag("--resume", "train.resume", "continue each model from its last checkpoint"),))
