@@ -1,6 +1,6 @@
 """Baselines of EVALUATION.md on MovieLens 100K: one table, one protocol.
 
-    .venv/bin/python benchmarks/baselines_ml100k.py [--data-dir data] [--folder PATH]
+    .venv/bin/python -m benchmarks.baselines_ml100k [--data-dir data] [--folder PATH]
 
 Ranking split (per user, last 20% by (ts, movie id), at least one) for Recall@20 / NDCG@20,
 the hash rating split for RMSE, genre precision@10 of item vectors against random vectors.
@@ -12,48 +12,25 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from benchmarks.data import add_arguments, ml100k
 from moviegraph.evaluate import baselines as bl
-from moviegraph.evaluate import metrics as mt
-from moviegraph.evaluate import splits
+from moviegraph.protocol import metrics as mt
+from moviegraph.protocol.data import EvalData
 
 K = 20
 
 
-def load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Ratings (user_id, movie_id, rating, ts) and movies (movie_id, genres: list[str])."""
-    ratings = pd.read_csv(folder / "ml-100k.inter", sep="\t")
-    ratings.columns = ["user_id", "movie_id", "rating", "ts"]
-    movies = pd.read_csv(folder / "ml-100k.item", sep="\t", keep_default_na=False)
-    movies.columns = ["movie_id", "title", "year", "genres"]
-    movies["genres"] = movies["genres"].str.split()
-    return ratings, movies.sort_values("movie_id", ignore_index=True)
-
-
-def run(ratings: pd.DataFrame, movies: pd.DataFrame) -> list[dict[str, object]]:
+def run(d: EvalData) -> list[dict[str, object]]:
     """All baselines' numbers, one dict per row of the table."""
-    user_ids, u = mt.index_ids(ratings["user_id"].to_numpy())
-    movie_ids = movies["movie_id"].to_numpy()  # every movie of the catalogue is rankable
-    m = np.searchsorted(movie_ids, ratings["movie_id"].to_numpy())
-    if not np.array_equal(movie_ids[m], ratings["movie_id"].to_numpy()):
-        raise ValueError("ratings name movies missing from the movie table")
-    r = ratings["rating"].to_numpy(np.float64)
-    uid, mid, ts = (ratings[c].to_numpy() for c in ("user_id", "movie_id", "ts"))
-    n_users, n_items = user_ids.shape[0], movie_ids.shape[0]
-
-    def matrix(mask: np.ndarray):
-        return mt.user_item_matrix(u[mask], m[mask], r[mask], n_users, n_items)
-
-    test = splits.ranking_split(uid, mid, ts)
-    val = splits.validation_cut(uid, mid, ts, test)
-    train_m, test_m = matrix(~test), matrix(test)
-    genres, _ = mt.genre_matrix(movies["genres"].tolist())
-    in_train = np.diff(train_m.tocsc().indptr) > 0  # movies with a vector to compare
-    item_columns = bl.binarize(train_m).T.toarray()  # ItemKNN's item vectors
+    u, m, r = d.u, d.m, d.r
+    n_users, n_items = d.n_users, d.n_items
+    train_m, test_m = d.train, d.test
+    genres = d.genres
+    in_train = d.in_train  # movies with a vector to compare
+    item_columns = mt.binarize(train_m).T.toarray()  # ItemKNN's item vectors
 
     rows: list[dict[str, object]] = []
 
@@ -76,7 +53,7 @@ def run(ratings: pd.DataFrame, movies: pd.DataFrame) -> list[dict[str, object]]:
             }
         )
 
-    tuning = bl.tune_ease(matrix(~test & ~val), matrix(val))
+    tuning = bl.tune_ease(d.matrix(~d.is_test & ~d.is_val), d.matrix(d.is_val))
     ranking("MostPop", lambda: bl.MostPop(train_m))
     ranking("ItemKNN (cosine, binary)", lambda: bl.ItemKNN(train_m), item_columns)
     ranking(
@@ -93,7 +70,7 @@ def run(ratings: pd.DataFrame, movies: pd.DataFrame) -> list[dict[str, object]]:
         "random 64-d, summed-cosine scorer", lambda: mt.item_embedding_scores(rand, train_m), rand
     )
 
-    rated_test = splits.rating_split(uid, mid)
+    rated_test = d.rated_test
     fit = ~rated_test
     for name, model in (
         ("global mean", lambda: bl.global_mean(r[fit], n_users, n_items)),
@@ -121,7 +98,8 @@ def run(ratings: pd.DataFrame, movies: pd.DataFrame) -> list[dict[str, object]]:
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    """Markdown table of :func:`run`'s rows."""
+    """Markdown table of result rows (``run``'s here, and ``quality_ml100k``'s) plus the
+    notes: a row without a Recall or RMSE is a note, a row's own ``note`` goes below too."""
 
     def fmt(v: object, spec: str) -> str:
         return "—" if v is None else format(v, spec)
@@ -132,9 +110,11 @@ def table(rows: list[dict[str, object]]) -> str:
     ]
     notes = []
     for row in rows:
-        if "note" in row:
-            notes.append(f"{row['model']}: {row['note']}")
+        if "recall" not in row and "rmse" not in row:
+            notes.append(f"{row['model']}: {row.get('note', '')}")
             continue
+        if row.get("note"):
+            notes.append(f"{row['model']}: {row['note']}")
         lines.append(
             f"| {row['model']} | {fmt(row.get('recall'), '.4f')} | {fmt(row.get('ndcg'), '.4f')}"
             f" | {fmt(row.get('users'), 'd')} | {fmt(row.get('rmse'), '.4f')}"
@@ -146,17 +126,10 @@ def table(rows: list[dict[str, object]]) -> str:
 def main() -> None:
     """Parse arguments, fetch or locate the data, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default="data", help="fetch target (default: data)")
-    ap.add_argument("--folder", type=Path, help="folder with ml-100k.inter/.item (no fetch)")
+    add_arguments(ap)
     args = ap.parse_args()
-    if args.folder is not None:
-        folder = args.folder
-    else:
-        from moviegraph.sources.fetch import fetch
-
-        folder = fetch("ml-100k-recbole", args.data_dir)
     t0 = time.perf_counter()
-    print(table(run(*load(folder))))
+    print(table(run(ml100k(args).data)))
     print(f"\ntotal {time.perf_counter() - t0:.1f} s")
 
 

@@ -1,6 +1,6 @@
 """pairs + edges at scale on synth data, next to two single-machine references.
 
-    .venv/bin/python benchmarks/graph_scale.py --sizes 1000000 5000000 25000095 \\
+    .venv/bin/python -m benchmarks.graph_scale --sizes 1000000 5000000 25000095 \\
         --min-ratings 5 4 [--root /tmp/graphbench] [--skip 25000095:4]
 
 For each size: synth data in ``/tmp/synth-<n>`` (generated when missing), ingested once
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from tree_rss import PeakRSS
+from benchmarks.tree_rss import PeakRSS
 
 
 def dict_reference(users: np.ndarray, movies: np.ndarray, min_weight: float) -> tuple[int, int]:
@@ -98,9 +98,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from moviegraph import config
     from moviegraph.config import SparkConfig
-    from moviegraph.graph.stages import stage_edges, stage_pairs
     from moviegraph.runs import StageRun
     from moviegraph.session import build_session
+    from moviegraph.stages.edges import run_edges
+    from moviegraph.stages.pairs import run_pairs
 
     spark = build_session(SparkConfig(master="local[2]", shuffle_partitions=args.partitions,
                                       progress=False, driver_memory=args.driver_memory),
@@ -134,10 +135,10 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.time()
             with PeakRSS() as rss:
                 prun = StageRun("pairs", "bench", "bench")
-                stage_pairs(spark, cfg, wh, prun)
+                run_pairs(spark, cfg, wh, prun)
                 tp = time.time() - t0
                 erun = StageRun("edges", "bench", "bench")
-                stage_edges(spark, cfg, wh, erun)
+                run_edges(spark, cfg, wh, erun)
             wall = time.time() - t0
             distinct, edges = prun.rows["pair_counts"], erun.rows["edges"]
             print(f"{head}  spark    {wall:7.1f}  {rss.gib:8.2f}  {sum_sq:<16,} {counted:<15,} "

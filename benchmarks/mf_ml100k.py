@@ -1,6 +1,6 @@
 """RMSE of the mf variants on MovieLens 100K's rating split, beside global mean and biases.
 
-    .venv/bin/python benchmarks/mf_ml100k.py [--data-dir data] [--folder PATH]
+    .venv/bin/python -m benchmarks.mf_ml100k [--data-dir data] [--folder PATH]
         [--split test|validation] [--only NAME ...] [--quick]
 
 EVALUATION.md's rating split: a rating is test when ``(user * 1000003 + movie) % 10 == 0``.
@@ -8,41 +8,39 @@ EVALUATION.md's rating split: a rating is test when ``(user * 1000003 + movie) %
 (``% 10 == 1``) and scores that cut: use it for every choice of settings; ``--split test``
 (default) fits on the whole train part and scores the test part. Each row also gives its
 wall seconds (one thread on the CPU, or CUDA when present). The BPMF rows' RMSE is
-computed from the vectors the train stage would write (``train.mf_biases = "full"``:
+computed from the vectors the train stage would write (``train.mf.biases = "full"``:
 ``user . movie`` = prediction) and checked against the sampler's own posterior average.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.data import add_arguments, ml100k
+from moviegraph.config import TrainConfig
 from moviegraph.evaluate import baselines as bl
-from moviegraph.evaluate import metrics as mt
-from moviegraph.evaluate import splits
+from moviegraph.protocol import metrics as mt
 from moviegraph.train.bpmf import BPMFConfig, interaction_vectors, posterior_biases, train_bpmf
+from moviegraph.train.data import validation_rows
 from moviegraph.train.device import pick_device
 from moviegraph.train.loop import LoopConfig
 from moviegraph.train.mf import MFConfig, train_mf
-from moviegraph.train.stage import mf_vector_layout, validation_rows
-
-HERE = Path(__file__).resolve().parent
+from moviegraph.train.models import mf_vector_layout
 
 #: BPMF settings measured (the train stage's defaults are the "default" row).
 BPMF_VARIANTS = {
-    "BPMF dim 10": BPMFConfig(dim=10, burn_in=20, samples=150),
-    "BPMF dim 20": BPMFConfig(dim=20, burn_in=20, samples=150),
+    "BPMF dim 10": BPMFConfig(dim=10, burn_in=20, samples=150, side="none"),
+    "BPMF dim 20": BPMFConfig(dim=20, burn_in=20, samples=150, side="none"),
     "BPMF dim 10, robust noise (user_movie)": BPMFConfig(dim=10, burn_in=20, samples=150,
-                                                         noise="user_movie"),
+                                                         noise="user_movie", side="none"),
     "BPMF dim 10 + implicit side info (both, reg 1)": BPMFConfig(
         dim=10, burn_in=20, samples=150, side="both", side_reg=1.0),
 }
@@ -53,32 +51,16 @@ ADAM_VARIANTS = {
 }
 
 
-def _load(folder: Path):
-    """``benchmarks/baselines_ml100k.py``'s loader (a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("baselines_ml100k",
-                                                  HERE / "baselines_ml100k.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod.load(folder)[0]
-
-
 def default_bpmf() -> BPMFConfig:
-    """The train stage's BPMF settings from ``conf/default.toml``'s defaults."""
-    from moviegraph.config import TrainConfig
-
+    """The train stage's BPMF settings (``[train.mf.bpmf]``'s defaults, ``train.seed``)."""
     tc = TrainConfig()
-    return BPMFConfig(dim=tc.mf_bpmf_dim, burn_in=tc.mf_burn_in, samples=tc.mf_samples,
-                      side=tc.mf_side, side_reg=tc.mf_side_reg, noise=tc.mf_noise,
-                      seed=tc.seed)
+    return replace(tc.mf.bpmf, seed=tc.seed)
 
 
 def bpmf_row(cfg: BPMFConfig, fit: tuple, n_users: int, n_items: int, ev: tuple,
              device: torch.device) -> tuple[float, str]:
     """RMSE from the exact written ("full" layout) vectors, and in the note the sampler
-    check and the RMSE from vectors truncated to the train stage's ``mf_write_rank``."""
-    from moviegraph.config import TrainConfig
-
+    check and the RMSE from vectors truncated to the train stage's ``train.mf.write_rank``."""
     u, m, r = fit
     res = train_bpmf(u, m, r, n_users, n_items, cfg, evaluate=[ev[:2]], device=device)
     bu, bi = posterior_biases(res)
@@ -92,7 +74,7 @@ def bpmf_row(cfg: BPMFConfig, fit: tuple, n_users: int, n_items: int, ev: tuple,
 
     exact, pred, width = from_vectors(None)
     diff = float(np.max(np.abs(pred - np.clip(res.eval_predictions[0], 1, 5))))
-    rank = TrainConfig().mf_write_rank
+    rank = TrainConfig().mf.write_rank
     trunc, _, t_width = from_vectors(rank)
     return exact, (f"exact vectors {width} wide, |vectors - sampler| <= {diff:.1e}; "
                    f"write rank {rank} ({t_width} wide): RMSE {trunc:.4f}; "
@@ -102,25 +84,17 @@ def bpmf_row(cfg: BPMFConfig, fit: tuple, n_users: int, n_items: int, ev: tuple,
 def main() -> None:
     """Parse arguments, fit every variant, print one table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default="data", help="fetch target (default: data)")
-    ap.add_argument("--folder", type=Path, help="folder with ml-100k.inter/.item (no fetch)")
+    add_arguments(ap)
     ap.add_argument("--split", choices=("test", "validation"), default="test")
     ap.add_argument("--only", nargs="*", help="run only rows whose name contains one of these")
     ap.add_argument("--quick", action="store_true", help="few sweeps / epochs (smoke run)")
     args = ap.parse_args()
-    if args.folder is None:
-        from moviegraph.sources.fetch import fetch
-
-        args.folder = fetch("ml-100k-recbole", args.data_dir)
     torch.set_num_threads(1)
     device = pick_device()
-    ratings = _load(args.folder)
-    uid, mid = ratings["user_id"].to_numpy(), ratings["movie_id"].to_numpy()
-    r = ratings["rating"].to_numpy(np.float64)
-    _, u = mt.index_ids(uid)
-    _, m = mt.index_ids(mid)
-    n_users, n_items = int(u.max()) + 1, int(m.max()) + 1
-    test = splits.rating_split(uid, mid)
+    d = ml100k(args).data
+    uid, mid, u, m, r = d.user_ids[d.u], d.movie_ids[d.m], d.u, d.m, d.r
+    n_users, n_items = d.n_users, d.n_items
+    test = d.rated_test
     if args.split == "validation":
         scored = validation_rows(uid, mid) & ~test
         fit_rows = ~test & ~scored

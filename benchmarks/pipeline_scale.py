@@ -1,6 +1,6 @@
 """Run the pipeline through spark-submit.sh and print time and peak memory per stage.
 
-    .venv/bin/python benchmarks/pipeline_scale.py -- --config conf/large.toml \
+    .venv/bin/python -m benchmarks.pipeline_scale -- --config conf/large.toml \
         --set warehouse.root=/tmp/big/warehouse --set ingest.dataset=path \
         --path data/synth-25000095
 
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from tree_rss import PeakRSS
+from benchmarks.tree_rss import PeakRSS
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE_LINE = re.compile(r"^\[stage\] (\w+) (started|done in ([\d.]+)s|skipped)")

@@ -1,6 +1,6 @@
 """Model quality on MovieLens 100K beside the baselines: one table, EVALUATION.md's protocol.
 
-    .venv/bin/python benchmarks/quality_ml100k.py [--data-dir data] [--folder PATH] [--quick]
+    .venv/bin/python -m benchmarks.quality_ml100k [--data-dir data] [--folder PATH] [--quick]
         [--only SECTION ...] [--settings I ...] [--engines moviegraph gensim]
 
 Rows: the baselines of ``baselines_ml100k.py``; biased MF and SVD++ (``MFConfig(implicit=
@@ -21,19 +21,18 @@ runs on one thread (CPU) or on CUDA when present.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from moviegraph.evaluate import metrics as mt
-from moviegraph.evaluate import splits
+from benchmarks import baselines_ml100k as base
+from benchmarks.data import add_arguments, ml100k
+from moviegraph.protocol import metrics as mt
+from moviegraph.protocol.data import MovieLens100K
 from moviegraph.train.device import pick_device
 from moviegraph.train.edlae import decompose, tune_edlae
 from moviegraph.train.loop import LoopConfig
@@ -50,55 +49,6 @@ from moviegraph.walks.csr import CSRGraph
 from moviegraph.walks.kernel import random_walks
 
 K = 20
-HERE = Path(__file__).resolve().parent
-
-
-def _baselines_module():
-    """``benchmarks/baselines_ml100k.py`` (a script, not a package): load, run, table."""
-    spec = importlib.util.spec_from_file_location("baselines_ml100k", HERE / "baselines_ml100k.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@dataclass
-class Data:
-    """ml-100k in dense positions with the protocol's splits."""
-
-    u: np.ndarray
-    m: np.ndarray
-    r: np.ndarray
-    n_users: int
-    n_items: int
-    is_test: np.ndarray  # ranking split
-    is_val: np.ndarray  # validation cut of its train part
-    rated_test: np.ndarray  # rating split
-    genres: np.ndarray
-    years: np.ndarray
-    days: np.ndarray  # day of each rating (ts // 86400), for MFConfig(day_bias=True)
-    ts: np.ndarray  # timestamp of each rating (own scorer's times=)
-
-    def matrix(self, mask: np.ndarray) -> sp.csr_matrix:
-        return mt.user_item_matrix(self.u[mask], self.m[mask], self.r[mask],
-                                   self.n_users, self.n_items)
-
-
-def prepare(ratings: pd.DataFrame, movies: pd.DataFrame) -> Data:
-    """Positions and splits exactly as ``baselines_ml100k.run`` builds them."""
-    _, u = mt.index_ids(ratings["user_id"].to_numpy())
-    movie_ids = movies["movie_id"].to_numpy()
-    m = np.searchsorted(movie_ids, ratings["movie_id"].to_numpy())
-    uid, mid, ts = (ratings[c].to_numpy() for c in ("user_id", "movie_id", "ts"))
-    test = splits.ranking_split(uid, mid, ts)
-    genres, _ = mt.genre_matrix(movies["genres"].tolist())
-    return Data(
-        u=u, m=m, r=ratings["rating"].to_numpy(np.float64), n_users=int(u.max()) + 1,
-        n_items=len(movie_ids), is_test=test, is_val=splits.validation_cut(uid, mid, ts, test),
-        rated_test=splits.rating_split(uid, mid), genres=genres,
-        years=pd.to_numeric(movies["year"], errors="coerce").to_numpy(np.float64),
-        days=(np.asarray(ts, np.int64) // 86400), ts=np.asarray(ts, np.float64),
-    )
 
 
 def pmi_edges(train: sp.csr_matrix, min_rating: float, min_weight: float,
@@ -189,13 +139,15 @@ def skipgram_vectors(walks: np.ndarray, nodes: np.ndarray, n_items: int,
 class Table:
     """Collects rows and formats them like ``baselines_ml100k.table``."""
 
-    def __init__(self, d: Data) -> None:
+    def __init__(self, ml: MovieLens100K) -> None:
+        d = ml.data
         self.d = d
+        self.years = ml.years
+        self.days = ml.days  # day of each rating, for MFConfig(day_bias=True)
         self.rows: list[dict[str, object]] = []
-        self.train, self.test = d.matrix(~d.is_test), d.matrix(d.is_test)
-        tr = ~d.is_test  # rating times at the train entries, for the timed own scorer
-        self.times = mt.user_item_matrix(d.u[tr], d.m[tr], d.ts[tr], d.n_users, d.n_items)
-        self.in_train = np.diff(self.train.tocsc().indptr) > 0
+        self.train, self.test = d.train, d.test
+        self.times = d.train_times  # rating times at the train entries (timed own scorer)
+        self.in_train = d.in_train
 
     def ranking(self, name: str, scores, vectors: np.ndarray | None = None,
                 seconds: float = 0.0, note: str = "") -> float:
@@ -232,8 +184,8 @@ def run_mf(t: Table, quick: bool) -> None:
         t0 = time.perf_counter()
         res = train_mf(d.u[fit], d.m[fit], d.r[fit], d.n_users, d.n_items, cfg,
                        loop=LoopConfig(epochs=cfg.epochs, progress=False), device=device,
-                       days=d.days[fit])
-        pred = res.predict(d.u[test], d.m[test], days=d.days[test])
+                       days=t.days[fit])
+        pred = res.predict(d.u[test], d.m[test], days=t.days[test])
         t.rating(name, mt.rmse(pred, d.r[test]), time.perf_counter() - t0)
 
     # Ranking: the same model fitted on the ranking split's train ratings.
@@ -255,7 +207,7 @@ def run_mf(t: Table, quick: bool) -> None:
 def run_softmax(t: Table, quick: bool) -> None:
     """Softmax retrieval model trained on the ranking split's train part."""
     d = t.d
-    feats = item_side_features(d.genres, d.years)
+    feats = item_side_features(d.genres, t.years)
     cfg = SoftmaxConfig(epochs=10 if quick else 80)
     t0 = time.perf_counter()
     res = train_softmax(t.train, cfg, feats, LoopConfig(epochs=cfg.epochs, progress=False),
@@ -343,36 +295,10 @@ def run_node2vec(t: Table, quick: bool, which: list[int] | None = None,
                           f"{b:g}: {r:.4f}" for b, r in timed.recall_by_beta.items()))
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    """Markdown table (columns of ``baselines_ml100k``) plus the notes."""
-
-    def fmt(v: object, spec: str) -> str:
-        return "—" if v is None else format(v, spec)
-
-    lines = [
-        "| model | Recall@20 | NDCG@20 | users | RMSE | genre P@10 | s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    notes = []
-    for row in rows:
-        if "recall" not in row and "rmse" not in row:
-            notes.append(f"{row['model']}: {row.get('note', '')}")
-            continue
-        if row.get("note"):
-            notes.append(f"{row['model']}: {row['note']}")
-        lines.append(
-            f"| {row['model']} | {fmt(row.get('recall'), '.4f')} | {fmt(row.get('ndcg'), '.4f')}"
-            f" | {fmt(row.get('users'), 'd')} | {fmt(row.get('rmse'), '.4f')}"
-            f" | {fmt(row.get('genre_p10'), '.4f')} | {fmt(row.get('seconds'), '.1f')} |"
-        )
-    return "\n".join([*lines, "", *notes])
-
-
 def main() -> None:
     """Parse arguments, fetch or locate the data, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default="data", help="fetch target (default: data)")
-    ap.add_argument("--folder", type=Path, help="folder with ml-100k.inter/.item (no fetch)")
+    add_arguments(ap)
     ap.add_argument("--quick", action="store_true", help="few epochs: a smoke run")
     ap.add_argument("--only", choices=("baselines", "mf", "softmax", "edlae", "node2vec"),
                     nargs="*",
@@ -384,27 +310,20 @@ def main() -> None:
     ap.add_argument("--engines", nargs="*", choices=("moviegraph", "gensim"),
                     default=["moviegraph", "gensim"], help="skip-gram engines of node2vec")
     args = ap.parse_args()
-    if args.folder is not None:
-        folder = args.folder
-    else:
-        from moviegraph.sources.fetch import fetch
-
-        folder = fetch("ml-100k-recbole", args.data_dir)
     torch.set_num_threads(1)  # one thread: comparable timings on a shared machine
     torch.manual_seed(0)
-    base = _baselines_module()
-    ratings, movies = base.load(folder)
+    ml = ml100k(args)
     t0 = time.perf_counter()
-    t = Table(prepare(ratings, movies))
+    t = Table(ml)
     only = set(args.only or ("baselines", "mf", "softmax", "edlae", "node2vec"))
     if "baselines" in only:
-        t.rows.extend(base.run(ratings, movies))
+        t.rows.extend(base.run(ml.data))
     for section, fn in (("mf", run_mf), ("softmax", run_softmax), ("edlae", run_edlae)):
         if section in only:
             fn(t, args.quick)
     if "node2vec" in only:
         run_node2vec(t, args.quick, args.settings, tuple(args.engines))
-    print(table(t.rows))
+    print(base.table(t.rows))
     print(f"\ntotal {time.perf_counter() - t0:.1f} s")
 
 

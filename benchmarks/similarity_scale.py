@@ -15,8 +15,8 @@ Seeded synthetic vectors with cluster structure (59,047 movies x 64 dims by defa
 Wall time and peak memory (RSS of the whole process tree: this driver, the JVM, Spark's
 Python workers; sampled every 0.1 s) are reported per phase.
 
-    .venv/bin/python benchmarks/similarity_scale.py                   # full size, both
-    .venv/bin/python benchmarks/similarity_scale.py --lsh-movies 20000
+    .venv/bin/python -m benchmarks.similarity_scale                   # full size, both
+    .venv/bin/python -m benchmarks.similarity_scale --lsh-movies 20000
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import psutil
 import pyarrow as pa
 
-from tree_rss import PeakRSS
+from benchmarks.tree_rss import PeakRSS
 
 
 def clustered_vectors(n: int, dim: int, clusters: int, noise: float, seed: int) -> np.ndarray:

@@ -6,7 +6,7 @@ project's node2vec kernel, then trains both skip-gram implementations on the sam
 with equal dims / window / negatives / sample / epochs / threads, and reports walk tokens
 per second of training plus genre precision@10 and Recall@20 / NDCG@20 (EVALUATION.md).
 
-    .venv/bin/python benchmarks/skipgram_throughput.py [--threads 2] [--epochs 5] ...
+    .venv/bin/python -m benchmarks.skipgram_throughput [--threads 2] [--epochs 5] ...
 """
 
 from __future__ import annotations
@@ -18,17 +18,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from benchmarks.data import add_walk_arguments, ml100k
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def ml100k_folder(data_dir: Path) -> Path:
-    """The fetched MovieLens 100K folder (RecBole copy)."""
-    from moviegraph.sources.fetch import fetch
-
-    return fetch("ml-100k-recbole", data_dir, quiet=True)
 
 
 def pmi_edges(
@@ -58,10 +52,7 @@ def main() -> None:
     ap.add_argument("--negative", type=int, default=5)
     ap.add_argument("--sample", type=float, default=1e-3)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--num-walks", type=int, default=10)
-    ap.add_argument("--walk-length", type=int, default=80)
-    ap.add_argument("--p", type=float, default=1.0)
-    ap.add_argument("--q", type=float, default=1.0)
+    add_walk_arguments(ap)
     ap.add_argument("--min-rating", type=float, default=5.0)
     ap.add_argument("--min-weight", type=float, default=10.0)
     ap.add_argument("--batch-walks", type=int, default=256)
@@ -73,8 +64,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
-    from moviegraph.evaluate import metrics as mt
-    from moviegraph.evaluate import splits
+    from moviegraph.protocol import metrics as mt
     from moviegraph.train.device import seed_everything, set_deterministic
     from moviegraph.train.loop import LoopConfig
     from moviegraph.train.skipgram import SkipGramConfig, train_skipgram
@@ -82,23 +72,9 @@ def main() -> None:
     from moviegraph.walks.kernel import random_walks
 
     torch.set_num_threads(args.threads)
-    folder = ml100k_folder(args.data_dir)
-    r = pd.read_csv(folder / "ml-100k.inter", sep="\t")
-    r.columns = ["user_id", "movie_id", "rating", "ts"]
-    movies = pd.read_csv(folder / "ml-100k.item", sep="\t", keep_default_na=False)
-    movies.columns = ["movie_id", "title", "year", "genres"]
-    movies = movies.sort_values("movie_id", ignore_index=True)
-    movie_ids = movies["movie_id"].to_numpy()
-    _, u = mt.index_ids(r["user_id"].to_numpy())
-    m = np.searchsorted(movie_ids, r["movie_id"].to_numpy())
-    n_items = len(movie_ids)
-    n_users = int(u.max()) + 1
-    rating = r["rating"].to_numpy(np.float64)
-    is_test = splits.ranking_split(r["user_id"].to_numpy(), r["movie_id"].to_numpy(),
-                                   r["ts"].to_numpy())
-    train = mt.user_item_matrix(u[~is_test], m[~is_test], rating[~is_test], n_users, n_items)
-    test = mt.user_item_matrix(u[is_test], m[is_test], rating[is_test], n_users, n_items)
-    genres, _ = mt.genre_matrix(movies["genres"].str.split().tolist())
+    d = ml100k(args).data
+    u, m, rating, is_test, n_items = d.u, d.m, d.r, d.is_test, d.n_items
+    train, test, genres = d.train, d.test, d.genres
 
     t0 = time.perf_counter()
     src, dst, w = pmi_edges(u[~is_test], m[~is_test], rating[~is_test], n_items,

@@ -1,6 +1,6 @@
 """Generate MovieLens-25M-shaped data and compare its shape with MovieLens 25M.
 
-    .venv/bin/python benchmarks/synth_shape.py [--ratings 25000095] [--out /tmp/synth-N]
+    .venv/bin/python -m benchmarks.synth_shape [--ratings 25000095] [--out /tmp/synth-N]
 
 Prints generation wall time, peak memory (RSS) and the shape comparison table.
 """

@@ -3,8 +3,8 @@
 Usage (from the repository root)::
 
     bash benchmarks/setup_peers.sh                  # once: PecanPy in .venv-bench
-    .venv/bin/python benchmarks/walk_kernel.py      # synthetic heavy-tailed graph
-    .venv/bin/python benchmarks/walk_kernel.py --npz graph.npz   # arrays src, dst, weight
+    .venv/bin/python -m benchmarks.walk_kernel      # synthetic heavy-tailed graph
+    .venv/bin/python -m benchmarks.walk_kernel --npz graph.npz   # arrays src, dst, weight
 
 Every configuration runs in a fresh subprocess limited to its thread count (NUMBA_NUM_THREADS),
 so peak RSS (ru_maxrss) is that configuration's own.  Timed: walk generation only -- not
@@ -93,6 +93,14 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _result(steps: int, walks: int, seconds: float, cpu_s: float, setup_s: float,
+            struct_mb: float, rss_before_mb: float) -> dict:
+    """One worker's figures (what ``fmt_row`` prints)."""
+    return {"steps": steps, "walks": walks, "seconds": seconds, "cpu_s": cpu_s,
+            "load1": os.getloadavg()[0], "setup_s": setup_s, "struct_mb": struct_mb,
+            "rss_before_mb": rss_before_mb, "peak_rss_mb": _rss_mb()}
+
+
 def worker_ours(a: argparse.Namespace) -> dict:
     """Time our kernel on every node x num_walks."""
     from moviegraph.walks.csr import CSRGraph
@@ -113,17 +121,7 @@ def worker_ours(a: argparse.Namespace) -> dict:
     walks = random_walks(g, starts, rounds, a.walk_length, a.p, a.q, 1, a.threads)
     secs, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
     steps = int((walks >= 0).sum()) - len(starts)
-    return {
-        "steps": steps,
-        "walks": len(starts),
-        "seconds": secs,
-        "cpu_s": cpu,
-        "load1": os.getloadavg()[0],
-        "setup_s": build_s,
-        "struct_mb": g.nbytes / 2**20,
-        "rss_before_mb": rss_before,
-        "peak_rss_mb": _rss_mb(),
-    }
+    return _result(steps, len(starts), secs, cpu, build_s, g.nbytes / 2**20, rss_before)
 
 
 def worker_pecanpy(a: argparse.Namespace) -> dict:
@@ -163,17 +161,7 @@ def worker_pecanpy(a: argparse.Namespace) -> dict:
     struct = g.data.nbytes + g.indices.nbytes + g.indptr.nbytes
     if a.mode == "PreComp":
         struct += g.alias_j.nbytes + g.alias_q.nbytes + g.alias_indptr.nbytes
-    return {
-        "steps": steps,
-        "walks": len(starts),
-        "seconds": secs,
-        "cpu_s": cpu,
-        "load1": os.getloadavg()[0],
-        "setup_s": setup_s,
-        "struct_mb": struct / 2**20,
-        "rss_before_mb": rss_before,
-        "peak_rss_mb": _rss_mb(),
-    }
+    return _result(steps, len(starts), secs, cpu, setup_s, struct / 2**20, rss_before)
 
 
 def worker_python(a: argparse.Namespace) -> dict:
@@ -214,17 +202,7 @@ def worker_python(a: argparse.Namespace) -> dict:
         if time.perf_counter() - t0 > a.time_limit:
             break
     secs, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
-    return {
-        "steps": steps,
-        "walks": walks,
-        "seconds": secs,
-        "cpu_s": cpu,
-        "load1": os.getloadavg()[0],
-        "setup_s": 0.0,
-        "struct_mb": float("nan"),
-        "rss_before_mb": float("nan"),
-        "peak_rss_mb": _rss_mb(),
-    }
+    return _result(steps, walks, secs, cpu, 0.0, float("nan"), float("nan"))
 
 
 # ------------------------------------------------------------------ driver

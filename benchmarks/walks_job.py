@@ -3,8 +3,8 @@
 Usage (from the repository root)::
 
     bash benchmarks/setup_peers.sh        # once: PecanPy in .venv-bench (optional)
-    .venv/bin/python benchmarks/walks_job.py --graph ml100k           # min_weight 0 and 10
-    .venv/bin/python benchmarks/walks_job.py --graph synthetic --nodes 60000 --edges 10000000 \
+    .venv/bin/python -m benchmarks.walks_job --graph ml100k           # min_weight 0 and 10
+    .venv/bin/python -m benchmarks.walks_job --graph synthetic --nodes 60000 --edges 10000000 \
         --modes broadcast --peers
 
 ``ml100k``: MovieLens 100K through the project's own ingest -> pairs (min_rating 4) ->
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tree_rss import PeakRSS
+from benchmarks.data import add_walk_arguments
+from benchmarks.tree_rss import PeakRSS
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def ml100k_edges(spark, wh, min_weight: float) -> None:
@@ -60,7 +60,7 @@ def synthetic_edges(spark, wh, nodes: int, edges: int, seed: int) -> None:
     """benchmarks/walk_kernel.py's heavy-tailed graph as the `edges` table."""
     import pyarrow as pa
 
-    from walk_kernel import synthetic_graph
+    from benchmarks.walk_kernel import synthetic_graph
 
     src, dst, w = synthetic_graph(nodes, edges, 0.6, seed)
     lo, hi = np.minimum(src, dst).astype(np.int32), np.maximum(src, dst).astype(np.int32)
@@ -97,7 +97,7 @@ def edges_npz(wh, path: Path) -> None:
 def run_job(spark, wh, mode: str, a: argparse.Namespace) -> str:
     """One walks stage run; a result line."""
     from moviegraph.config import WalksConfig
-    from moviegraph.walks.spark import generate_walks
+    from moviegraph.stages.walks import generate_walks
 
     cfg = WalksConfig(num_walks=a.num_walks, walk_length=a.walk_length, p=a.p, q=a.q,
                       mode=mode, partitions=a.partitions)
@@ -123,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=60_000)
     ap.add_argument("--edges", type=int, default=10_000_000)
     ap.add_argument("--graph-seed", type=int, default=0)
-    ap.add_argument("--num-walks", type=int, default=10)
-    ap.add_argument("--walk-length", type=int, default=80)
-    ap.add_argument("--p", type=float, default=1.0)
-    ap.add_argument("--q", type=float, default=1.0)
+    add_walk_arguments(ap)
     ap.add_argument("--modes", default="broadcast,partitioned")
     ap.add_argument("--partitions", type=int, default=0)
     ap.add_argument("--master", default="local[2]")
@@ -162,13 +159,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n## {label} (edges built in {time.perf_counter() - t0:.0f}s)", flush=True)
             npz = Path(tmp) / "graph.npz"
             edges_npz(wh, npz)
-            cmd = [sys.executable, str(ROOT / "benchmarks" / "walk_kernel.py"), "--npz",
+            cmd = [sys.executable, "-m", "benchmarks.walk_kernel", "--npz",
                    str(npz), "--num-walks", str(a.num_walks), "--walk-length",
                    str(a.walk_length), "--pq", f"{a.p},{a.q}", "--threads-list", "1,2",
                    "--peer-max-walks", str(a.peer_max_walks)]
             if not a.peers:
                 cmd += ["--skip-pecanpy", "--python-walks", "0"]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
             lines = [ln for ln in out.stdout.splitlines()
                      if a.peers or "recipe Python" not in ln]
             print("\n".join(lines) or out.stderr[-2000:], flush=True)

@@ -26,31 +26,12 @@ from tests.integration.tables_compare import (
 STAGES = ("ingest", "pairs", "edges", "walks")
 
 
-@pytest.fixture(scope="module")
-def small_ratings(tmp_path_factory) -> Path:
-    """A small synthetic MovieLens-format folder (20k ratings)."""
-    from moviegraph.sources.synth import generate
-
-    out = tmp_path_factory.mktemp("synth")
-    generate(out, ratings=20_000, seed=3, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def reference(small_ratings, tmp_path_factory) -> Path:
-    """The warehouse of one uninterrupted pipeline run."""
-    root = tmp_path_factory.mktemp("reference") / "wh"
-    done = subprocess.run(pipeline_cmd(root, small_ratings), capture_output=True, text=True,
-                          timeout=900, cwd=PROJECT_ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return root
-
-
 def _runs(root: Path) -> list[dict]:
     return delta_table(root, "runs").to_pylist()
 
 
-def test_task_failing_once_is_retried_and_changes_nothing(small_ratings, reference, tmp_path):
+def test_task_failing_once_is_retried_and_changes_nothing(small_ratings, reference_pipeline,
+                                                          tmp_path):
     root = tmp_path / "wh"
     markers = tmp_path / "markers"
     env = {**os.environ, ENV: f"pairs,walks:{markers}"}
@@ -65,13 +46,13 @@ def test_task_failing_once_is_retried_and_changes_nothing(small_ratings, referen
     runs = _runs(root)
     assert sorted(r["stage"] for r in runs) == sorted(STAGES)
     assert all(r["status"] == "succeeded" for r in runs)
-    assert_same_tables(root, reference)
+    assert_same_tables(root, reference_pipeline)
     assert_warehouse_intact(root)
 
 
 @pytest.mark.slow  # two more pipeline runs: the control showing the hook really fails tasks
 def test_without_retries_the_injected_failure_fails_the_stage_cleanly(small_ratings,
-                                                                      reference, tmp_path):
+                                                                      reference_pipeline, tmp_path):
     root = tmp_path / "wh"
     env = {**os.environ, ENV: f"pairs:{tmp_path / 'markers'}"}
     cmd = pipeline_cmd(root, small_ratings, master="local[2,1]")
@@ -89,11 +70,11 @@ def test_without_retries_the_injected_failure_fails_the_stage_cleanly(small_rati
                            env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "[stage] ingest skipped" in rerun.stdout
-    assert_same_tables(root, reference)
+    assert_same_tables(root, reference_pipeline)
 
 
-def test_two_pipelines_started_at_once_one_wins_one_is_refused(small_ratings, reference,
-                                                              tmp_path):
+def test_two_pipelines_started_at_once_one_wins_one_is_refused(small_ratings,
+                                                              reference_pipeline, tmp_path):
     root = tmp_path / "wh"
     cmd = pipeline_cmd(root, small_ratings)
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -109,7 +90,7 @@ def test_two_pipelines_started_at_once_one_wins_one_is_refused(small_ratings, re
     assert len({r["run_id"] for r in runs}) == 1
     assert sorted(r["stage"] for r in runs) == sorted(STAGES)
     assert all(r["status"] == "succeeded" for r in runs)
-    assert_same_tables(root, reference)
+    assert_same_tables(root, reference_pipeline)
     checked = assert_warehouse_intact(root)
     assert set(checked) >= {"ratings", "pair_counts", "walks", "runs"}
     assert not (root / "_moviegraph.lock").exists()
