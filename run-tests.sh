@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite on a fresh clone: sets everything up (bin/bootstrap.sh), checks
-# style with ruff, then runs pytest. Extra arguments go to pytest, e.g.
+# style with ruff and the library's types with mypy, then runs pytest. Extra arguments
+# go to pytest, e.g.
 #   ./run-tests.sh tests/unit            # no Spark needed
 #   ./run-tests.sh -m slow               # benchmark-scale suites
 # pytest's "no tests collected" (exit 5) counts as a failure.
@@ -9,6 +10,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 bin/bootstrap.sh
 .venv/bin/ruff check lib tests jobs benchmarks examples
+.venv/bin/mypy lib
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

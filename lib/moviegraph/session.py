@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
@@ -163,7 +164,7 @@ def build_session(cfg: SparkConfig, app_suffix: str = "") -> SparkSession:
 
 def _class_available(spark: SparkSession, name: str) -> bool:
     try:
-        jvm_view = spark.sparkContext._jvm
+        jvm_view: Any = spark.sparkContext._jvm
         jvm_view.java.lang.Class.forName(
             name, True, jvm_view.Thread.currentThread().getContextClassLoader())
         return True

@@ -239,9 +239,9 @@ def _neighbour_section(lists: Sequence[NeighbourList]) -> str:
         for query, metrics in by_query.items():
             cells = []
             for metric in ("cosine", "dot"):
-                n = metrics.get(metric)
-                items = "" if n is None else "; ".join(
-                    f"{_esc(t)} <span class='muted'>{s:.2f}</span>" for t, s in n.items)
+                found = metrics.get(metric)
+                items = "" if found is None else "; ".join(
+                    f"{_esc(t)} <span class='muted'>{s:.2f}</span>" for t, s in found.items)
                 cells.append(f"<td>{items}</td>")
             rows.append(f"<tr><th>{_esc(query)}</th>{''.join(cells)}</tr>")
         parts.append(f"<h3>{_esc(model)}</h3><table class='neighbours'><thead><tr>"

@@ -164,15 +164,15 @@ def line_chart(chart_id: str, series: dict[str, tuple[np.ndarray, np.ndarray]], 
 def bar_chart(chart_id: str, labels: Sequence[str], counts: Sequence[float], title: str,
               xlabel: str, ylabel: str) -> str:
     """Vertical bars, one per label (e.g. a histogram with labelled bins)."""
-    counts = np.asarray(counts, float)
+    heights = np.asarray(counts, float)
     n = len(labels)
-    f = _Frame((0.0, float(max(n, 1))), (0.0, float(counts.max()) if n else 1.0))
+    f = _Frame((0.0, float(max(n, 1))), (0.0, float(heights.max()) if n else 1.0))
     step = max(1, n // 12)  # at most ~12 tick labels
     ticks = [i + 0.5 for i in range(0, n, step)]
     body = f.axes(title, xlabel, ylabel, xticks=ticks,
                   xtick_labels=[labels[i] for i in range(0, n, step)])
     bw = (f.x1 - f.x0) / max(n, 1)
-    for i, (lab, c) in enumerate(zip(labels, counts, strict=True)):
+    for i, (lab, c) in enumerate(zip(labels, heights, strict=True)):
         top = float(f.py(c))
         body.append(f'<rect class="mark" x="{f.x0 + i * bw + 1:.1f}" y="{top:.1f}" '
                     f'width="{max(bw - 2, 1):.1f}" height="{max(f.y0 - top, 0):.1f}" '
@@ -203,7 +203,7 @@ def scatter(chart_id: str, x: np.ndarray, y: np.ndarray, title: str, xlabel: str
     g = np.zeros(len(x), int) if groups is None else np.asarray(groups, int)
     px, py = f.px(xv), f.py(y)
     for i in np.flatnonzero(ok):
-        tip = f"{labels[i]}: " if labels is not None else ""
+        tip = f"{labels[int(i)]}: " if labels is not None else ""
         col = "#999999" if g[i] < 0 else color(int(g[i]))
         body.append(f'<circle class="mark" cx="{px[i]:.1f}" cy="{py[i]:.1f}" r="{radius}" '
                     f'fill="{col}" fill-opacity="0.7"><title>{_esc(tip)}{x[i]:g}, {y[i]:.3g}'

@@ -11,7 +11,7 @@ partitioning. Memory per task: the catalogue twice (float32 + float64) plus
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -114,7 +114,7 @@ def similar_movies(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray, me
     parts = partitions or spark.sparkContext.defaultParallelism
     bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors})
 
-    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def task(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         _set_threads()
         cat = bc.value
         searcher = Searcher(cat["vectors"], metric)
@@ -177,7 +177,7 @@ def recommendations(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray,
     bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors})
     cols = ["user_id", "rated"] + (["vector"] if user_vectors else [])
 
-    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def task(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         _set_threads()
         cat = bc.value
         if user_vectors:

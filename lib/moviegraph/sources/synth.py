@@ -27,6 +27,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -688,7 +689,7 @@ def format_shape_comparison(report: dict, reference: dict | None = None) -> str:
     """A text table of a :func:`shape_report` beside the known MovieLens 25M figures."""
     ref = ML25M_REFERENCE if reference is None else reference
 
-    def cell(value: object, share: bool = False) -> str:
+    def cell(value: Any, share: bool = False) -> str:
         if value is None:
             return "-"
         if share:
@@ -722,7 +723,7 @@ def format_shape_comparison(report: dict, reference: dict | None = None) -> str:
         )  # fmt: skip
     for key, label in [("first_timestamp", "first rating"), ("last_timestamp", "last rating")]:
 
-        def day(v: object) -> str:
+        def day(v: Any) -> str:
             return "-" if v is None else str(np.datetime64(int(v), "s"))
 
         rows.append((label, day(report.get(key)), day(ref.get(key))))

@@ -11,7 +11,7 @@ partitioning.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 from pyspark import Accumulator
@@ -38,7 +38,7 @@ def broadcast_walks(spark: SparkSession, graph: CSRGraph, shipped: SharedFiles |
     """
     num_nodes = graph.num_nodes
 
-    def walk_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def walk_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import numba
 
         from moviegraph.walks.counts import tally

@@ -15,7 +15,7 @@ that reach a node without out-neighbours (directed graphs only) leave the loop e
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import reduce
 
 import numpy as np
@@ -47,7 +47,7 @@ def adjacency(spark: SparkSession, edges: DataFrame, movie_ids: np.ndarray, dire
     """
     mids = spark.sparkContext.broadcast(np.asarray(movie_ids, dtype=np.int32))
 
-    def to_tokens(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def to_tokens(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         ids = mids.value
         for b in batches:
             src = np.searchsorted(ids, b.column(0).to_numpy()).astype(np.int32)
@@ -103,7 +103,7 @@ def partitioned_walks(spark: SparkSession, edges: DataFrame, movie_ids: np.ndarr
     carry_prev = inv_q != 1.0  # adjacency of x to the previous node only matters then
     adj = adjacency(spark, edges, movie_ids, directed, parts).localCheckpoint(eager=True)
 
-    def init(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def init(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from moviegraph.walks.step import initial_states
 
         for b in batches:
@@ -120,7 +120,7 @@ def partitioned_walks(spark: SparkSession, edges: DataFrame, movie_ids: np.ndarr
                  _list_array(one, starts.astype(np.int32), pa.int32())],
                 names=["walk_id", "cur", "prev", "state", "done", "prev_nbrs", "path"])
 
-    def step(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def step(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from moviegraph.walks.step import advance, append_to_lists
 
         for b in batches:
@@ -167,7 +167,7 @@ def partitioned_walks(spark: SparkSession, edges: DataFrame, movie_ids: np.ndarr
     walkers = reduce(DataFrame.unionByName, finished, walkers)
     mids = spark.sparkContext.broadcast(np.asarray(movie_ids, dtype=np.int32))
 
-    def to_walks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def to_walks(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from moviegraph.walks.counts import tally
 
         ids_of = mids.value

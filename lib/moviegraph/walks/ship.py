@@ -60,7 +60,7 @@ class SparkBroadcast:
 def ship_graph(spark: SparkSession, graph: CSRGraph, movie_ids: np.ndarray
                ) -> SharedFiles | SparkBroadcast:
     """A handle the tasks load the graph from: shared files on local masters, else a broadcast."""
-    master = spark.sparkContext.master
+    master = spark.sparkContext.master or ""
     if master.startswith("local"):  # local[...] and local-cluster[...]: one machine
         local_dir = spark.sparkContext.getConf().get("spark.local.dir", None)
         parent = local_dir.split(",")[0] if local_dir else None
