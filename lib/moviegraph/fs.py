@@ -104,7 +104,7 @@ class Storage:
 
     def __init__(self, spark: SparkSession) -> None:
         self._spark = spark
-        self._jvm = spark.sparkContext._jvm
+        self._jvm: Any = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
     def _path(self, uri: str):

@@ -15,13 +15,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moviegraph.stages.export import run_export
-from moviegraph.stages.similar import run_similar
 
 from moviegraph.config import Config
 from moviegraph.errors import InputError
 from moviegraph.export.projector import atomic_dir
 from moviegraph.runs import StageRun
+from moviegraph.stages.export import run_export
+from moviegraph.stages.similar import run_similar
 from moviegraph.tables import SCHEMAS, Warehouse
 
 N_MOVIES, DIM, N_USERS, K = 1682, 64, 943, 20
