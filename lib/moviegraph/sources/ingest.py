@@ -188,7 +188,10 @@ def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str
                  F.col("reason"), F.when(F.col("dup"), F.lit("duplicate_rating"))))
              .select("source", "line_no", "raw", "user_id", "movie_id", "rating", "ts",
                      "reason")
-             .persist(StorageLevel.MEMORY_AND_DISK))
+             # Materialised, cut from its sources: the writes below change `movies` and
+             # (with --append) `ratings`, which must not make a later write recompute it
+             # against the new tables (a rating appended, then also "duplicate_rating").
+             .localCheckpoint(eager=True))
     try:
         rejected = final.where(F.col("reason").isNotNull()).select(
             "source", "line_no", "raw", "reason").unionByName(movie_rejects)
