@@ -228,8 +228,23 @@ def test_one_partition_gives_identical_tables(inputs, results):
 
 
 def test_run_record_and_summary(results):
-    _, _, run, summary = results
-    assert run.rows["similar_movies"] == 3 * 2 * N_MOVIES * K
+    sim, rec, run, summary = results
+    assert run.rows["similar_movies"] == 3 * 2 * N_MOVIES * K == len(sim)
+    # Counted by the writing tasks: equal to what the tables hold.
+    assert run.rows["recommendations"] == len(rec)
+    for model, info in run.notes["models"].items():
+        mine = rec[rec.model == model]
+        assert info["recommendation_rows"] == len(mine)
+        assert info["users"] == mine.user_id.nunique()
+        for metric, rows in info["similar_rows"].items():
+            assert rows == len(sim[(sim.model == model) & (sim.metric == metric)])
+    first = sim[(sim.model == "mfx") & (sim.metric == "cosine")]
+    first = first[first.movie_id == first.movie_id.min()].sort_values("rank").head(5)
+    lines = summary.splitlines()
+    assert len(first) == 5
+    for r in first.itertuples():  # the summary's example is what the table holds
+        assert any(line.startswith(f"    {r.rank}. {r.neighbor_id} ")
+                   and line.endswith(f"({r.score:.3f})") for line in lines)
     assert set(run.outputs) == {"similar_movies", "recommendations"}
     assert run.notes["models"]["mfx"]["recommend_by"].startswith("user vectors")
     assert run.notes["models"]["rand"]["run_id"] == "20250101T000000-bbbbbb"
