@@ -137,6 +137,18 @@ def _emit(query_ids: np.ndarray, ids: np.ndarray, positions: np.ndarray,
         names=[names[0], "rank", names[1], "score"])
 
 
+#: Scores per task below which a similarity join uses fewer tasks than cores: ~0.4 CPU s
+#: of kernel work, about what a Python task costs Spark to start and feed.
+SCORES_PER_TASK = 1 << 27
+
+
+def auto_partitions(spark: SparkSession, scores: int) -> int:
+    """Tasks for a join computing ``scores`` scores: Spark's default parallelism, fewer
+    (at least one) when there is too little work to repay a task each (a small catalogue
+    joined for several models and metrics in one write)."""
+    return max(1, min(spark.sparkContext.defaultParallelism, -(-scores // SCORES_PER_TASK)))
+
+
 def _tally(tally: Accumulator | None, res_positions: np.ndarray) -> None:
     if tally is not None:
         valid = res_positions >= 0
@@ -152,7 +164,8 @@ def similar_movies(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray, me
     Args:
         ids: movie ids ascending; ``vectors``: float32 (n, d), same order.
         metric: ``"cosine"`` or ``"dot"``; ties go to the lower neighbour id.
-        partitions: query tasks; 0 = Spark's default parallelism.
+        partitions: query tasks; 0 = :func:`auto_partitions` (Spark's default
+            parallelism; one task per ~134M scores for small catalogues).
         item_term: optional (n,) additive per-item term, same order as ``ids`` (a
             popularity prior, an item bias): ``score = metric(movie, neighbour) +
             item_term[neighbour]``, ranked exactly, ties to the lower neighbour id.
@@ -167,7 +180,7 @@ def similar_movies(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray, me
     """
     n = int(ids.shape[0])
     term = check_item_term(item_term, n)
-    parts = partitions or spark.sparkContext.defaultParallelism
+    parts = partitions or auto_partitions(spark, n * n)
     bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors, "item_term": term})
 
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
