@@ -27,8 +27,9 @@ from pathlib import Path
 
 from moviegraph.config import PROJECT_ROOT
 
-#: Distributions Spark tasks import (mapInArrow kernels: walks, pairs, similarity, ingest).
-EXECUTOR_PACKAGES = ("numpy", "pyarrow", "pandas", "scipy", "numba")
+#: Distributions Spark tasks import (mapInArrow kernels: walks, pairs, similarity, ingest;
+#: threadpoolctl holds BLAS to one thread in the similarity tasks).
+EXECUTOR_PACKAGES = ("numpy", "pyarrow", "pandas", "scipy", "numba", "threadpoolctl")
 
 DIST = PROJECT_ROOT / "dist"
 PACKAGE_DIR = PROJECT_ROOT / "lib" / "moviegraph"

@@ -20,6 +20,7 @@ from moviegraph.config import Config
 from moviegraph.errors import InputError
 from moviegraph.export.projector import atomic_dir
 from moviegraph.runs import StageRun
+from moviegraph.similarity.joins import rated_lists, recommendations, similar_movies
 from moviegraph.stages.export import run_export
 from moviegraph.stages.similar import run_similar
 from moviegraph.tables import SCHEMAS, Warehouse
@@ -101,7 +102,7 @@ def _stage(wh: Warehouse, partitions: int, block_size: int, models: str = ""):
     cfg = Config()
     cfg.similar.partitions = partitions
     cfg.similar.block_size = block_size
-    cfg.similar.models = models
+    cfg.similar.models = [m for m in models.split(",") if m]
     run = StageRun(stage="similar", run_id="test", config_hash="x")
     summary = run_similar(wh.spark, cfg, wh, run)
     sim = wh.read("similar_movies").toPandas()
@@ -227,8 +228,23 @@ def test_one_partition_gives_identical_tables(inputs, results):
 
 
 def test_run_record_and_summary(results):
-    _, _, run, summary = results
-    assert run.rows["similar_movies"] == 3 * 2 * N_MOVIES * K
+    sim, rec, run, summary = results
+    assert run.rows["similar_movies"] == 3 * 2 * N_MOVIES * K == len(sim)
+    # Counted by the writing tasks: equal to what the tables hold.
+    assert run.rows["recommendations"] == len(rec)
+    for model, info in run.notes["models"].items():
+        mine = rec[rec.model == model]
+        assert info["recommendation_rows"] == len(mine)
+        assert info["users"] == mine.user_id.nunique()
+        for metric, rows in info["similar_rows"].items():
+            assert rows == len(sim[(sim.model == model) & (sim.metric == metric)])
+    first = sim[(sim.model == "mfx") & (sim.metric == "cosine")]
+    first = first[first.movie_id == first.movie_id.min()].sort_values("rank").head(5)
+    lines = summary.splitlines()
+    assert len(first) == 5
+    for r in first.itertuples():  # the summary's example is what the table holds
+        assert any(line.startswith(f"    {r.rank}. {r.neighbor_id} ")
+                   and line.endswith(f"({r.score:.3f})") for line in lines)
     assert set(run.outputs) == {"similar_movies", "recommendations"}
     assert run.notes["models"]["mfx"]["recommend_by"].startswith("user vectors")
     assert run.notes["models"]["rand"]["run_id"] == "20250101T000000-bbbbbb"
@@ -237,10 +253,129 @@ def test_run_record_and_summary(results):
 
 def test_unknown_model_is_an_input_error(inputs):
     cfg = Config()
-    cfg.similar.models = "rand,nope"
+    cfg.similar.models = ["rand", "nope"]
     with pytest.raises(InputError, match="nope"):
         run_similar(inputs.spark, cfg, inputs,
                       StageRun(stage="similar", run_id="t", config_hash="x"))
+
+
+# ------------------------------------------------ additive item term (issue 14, item 5)
+
+
+@pytest.fixture(scope="module")
+def term_data(data):
+    """The tie model with every tenth movie a duplicate of the one before, and an item term
+    (multiples of 1/8: exact in float32 and float64) equal on the duplicates, so exact ties
+    straddle ranks and must go to the lower id."""
+    rng = np.random.default_rng(99)
+    vec = data["vec"]["ties"].copy()
+    vec[10::10] = vec[9:-1:10]
+    term = rng.integers(-4, 5, size=N_MOVIES) / 8.0
+    term[10::10] = term[9:-1:10]
+    return vec, term
+
+
+def _join_lists(df, key, item):
+    return _as_lists(df.toPandas(), key, item)
+
+
+def _dense_reference(scores, ids, k, banned_rows=None):
+    """Rows of a dense float64 score matrix -> ({query row: (ids, scores)}), banned -inf."""
+    out = {}
+    for r in range(scores.shape[0]):
+        s = scores[r].copy()
+        if banned_rows is not None:
+            s[banned_rows[r]] = -np.inf
+        order = np.lexsort((ids, -s))[:k]
+        order = order[np.isfinite(s[order])]
+        out[r] = (ids[order].tolist(), s[order])
+    return out
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_similar_movies_with_item_term_equal_brute_force(spark, data, term_data, metric):
+    vec, term = term_data
+    ids = data["ids"]
+    v = vec.astype(np.float64)
+    if metric == "cosine":
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    scores = v @ v.T + term[None, :]
+    np.fill_diagonal(scores, -np.inf)
+    ref = _dense_reference(scores, ids, K)
+    df, bc = similar_movies(spark, ids, vec, metric, K, block_size=100, partitions=3,
+                            item_term=term)
+    got = _join_lists(df, "movie_id", "neighbor_id")
+    bc.unpersist()
+    assert got.keys() == set(ids.tolist())
+    for r, (nbrs, sc) in ref.items():
+        assert got[int(ids[r])][0] == nbrs, f"movie {ids[r]}"
+        np.testing.assert_allclose(got[int(ids[r])][1], sc, atol=1e-5, rtol=0)
+    tied = sum(len(np.unique(sc)) < K for _, sc in ref.values())
+    assert tied > N_MOVIES // 2  # the tie case really is one
+    # Another partitioning and block size: the same rows.
+    df1, bc1 = similar_movies(spark, ids, vec, metric, K, block_size=7, partitions=1,
+                              item_term=term)
+    cols = ["movie_id", "rank", "neighbor_id", "score"]
+    a = df.toPandas().sort_values(cols[:2]).reset_index(drop=True)
+    b = df1.toPandas().sort_values(cols[:2]).reset_index(drop=True)
+    bc1.unpersist()
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+def _users_frame(spark, data, with_vectors):
+    r = data["ratings"].astype({"user_id": "int32", "movie_id": "int32", "ts": "int64"})
+    users = rated_lists(spark.createDataFrame(r, SCHEMAS["ratings"]))
+    if with_vectors:
+        uemb = _vector_table("user_id", np.arange(1, N_USERS + 2), "mfx", "x",
+                             data["user_vec"])
+        users = (spark.createDataFrame(uemb).select("user_id", "vector")
+                 .join(users, "user_id", "left"))
+    return users
+
+
+@pytest.mark.parametrize("by_vectors", [False, True])
+def test_recommendations_with_item_term_equal_brute_force(spark, data, term_data, by_vectors):
+    vec, term = term_data
+    ids = data["ids"]
+    ratings = data["ratings"]
+    pos = {int(m): i for i, m in enumerate(ids)}
+    user_ids = np.arange(1, N_USERS + (2 if by_vectors else 1))
+    rated = [[pos[m] for m in ratings.movie_id[ratings.user_id == u]] for u in user_ids]
+    if by_vectors:
+        base = data["user_vec"].astype(np.float64) @ vec.astype(np.float64).T
+    else:  # EVALUATION.md: sum of cosines with the liked movies (all rated if none liked)
+        unit = vec.astype(np.float64) / np.linalg.norm(vec, axis=1, keepdims=True)
+        prof = np.zeros((len(user_ids), N_MOVIES))
+        for u, uid in enumerate(user_ids):
+            mine = ratings[ratings.user_id == uid]
+            liked = mine[mine.rating >= 4].movie_id.tolist() or mine.movie_id.tolist()
+            prof[u, [pos[m] for m in liked]] = 1.0
+        base = prof @ (unit @ unit.T)
+    ref = _dense_reference(base + term[None, :], ids, K, rated)
+    users = _users_frame(spark, data, by_vectors)
+    df, bc = recommendations(spark, ids, vec, users, K, by_vectors, block_size=64,
+                             partitions=3, item_term=term)
+    got = _join_lists(df, "user_id", "movie_id")
+    bc.unpersist()
+    assert got.keys() == set(user_ids.tolist())
+    for u, uid in enumerate(user_ids):
+        assert got[int(uid)][0] == ref[u][0], f"user {uid}"
+        np.testing.assert_allclose(got[int(uid)][1], ref[u][1], atol=1e-4, rtol=0)
+    tied = sum(len(np.unique(sc)) < len(sc) for _, sc in ref.values())
+    assert tied > 50
+    df1, bc1 = recommendations(spark, ids, vec, users, K, by_vectors, block_size=1000,
+                               partitions=1, item_term=term)
+    cols = ["user_id", "rank", "movie_id", "score"]
+    a = df.toPandas().sort_values(cols[:2]).reset_index(drop=True)
+    b = df1.toPandas().sort_values(cols[:2]).reset_index(drop=True)
+    bc1.unpersist()
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+def test_item_term_of_the_wrong_length_is_an_input_error(spark, data):
+    with pytest.raises(InputError, match="item term has shape"):
+        similar_movies(spark, data["ids"], data["vec"]["rand"], "cosine", K,
+                       item_term=np.zeros(N_MOVIES - 1))
 
 
 # ---------------------------------------------------------------- export

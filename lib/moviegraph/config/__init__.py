@@ -215,7 +215,8 @@ class SimilarConfig:
                                choices=MODELS)
     run_id: str = _param("", "Embeddings run_id to use; empty = the latest run of each model.")
     partitions: int = _param(0, "Tasks for the similarity joins; 0 = Spark's default "
-                                "parallelism.", ge=0)
+                                "parallelism (similar_movies of a small catalogue: one "
+                                "task per ~134M scores).", ge=0)
     like_threshold: float = _param(
         4.0, "Item-embedding models: a user's movies rated >= this form the profile (all "
              "rated movies when none is).", ge=0.0, le=5.0)

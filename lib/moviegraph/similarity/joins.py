@@ -1,23 +1,29 @@
 """Spark layer of the similarity joins: partition query rows, move Arrow batches.
 
 The catalogue (one model's movie matrix, float32, sorted by movie id so that "lower
-position" is "lower movie id") is broadcast; each task builds one
-:class:`~moviegraph.similarity.topk.Searcher` and streams its Arrow batches of query rows
-(movie positions, or users with their vector and/or rated movies) through it with
-``mapInArrow``. Every query row is scored on its own, so the result does not depend on the
-partitioning. Memory per task: the catalogue twice (float32 + float64) plus
-``block_size x catalogue`` scores.
+position" is "lower movie id", and the optional additive per-item term) is broadcast once;
+each task builds one :class:`~moviegraph.similarity.topk.Searcher` and streams its Arrow
+batches of query rows (movie positions, or users with their vector and/or rated movies)
+through it with ``mapInArrow``: columns in and out as numpy arrays, no Python object per
+row. Tasks run numpy's BLAS on one thread (Spark already runs one task per core). Every
+query row is scored on its own, so the result does not depend on the partitioning. Memory
+per task: the catalogue twice (float32 + float64) plus ``block_size x catalogue`` scores.
+
+Each join can tally what its tasks emit in an accumulator (:func:`row_tally`): rows and
+query rows with at least one result, so the stage need not read its tables back to count.
+Updates come from the tasks of the job that writes the table and count once per partition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
-from pyspark import Broadcast
+from pyspark import Accumulator, AccumulatorParam, Broadcast, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -75,12 +81,47 @@ def vectors_of(df: DataFrame, id_col: str) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.ascontiguousarray(matrix)
 
 
-def _set_threads() -> None:
-    # One Spark task per core: torch's own thread pool would oversubscribe the cores.
-    import torch
+class _SumParam(AccumulatorParam):
+    """Key-wise sum of ``{name: int}`` dicts."""
 
-    if not torch.cuda.is_available():
-        torch.set_num_threads(1)
+    def zero(self, value: dict[str, int]) -> dict[str, int]:
+        return {}
+
+    def addInPlace(self, value1: dict[str, int], value2: dict[str, int]) -> dict[str, int]:
+        for key, v in value2.items():
+            value1[key] = value1.get(key, 0) + v
+        return value1
+
+
+def row_tally(sc: SparkContext) -> Accumulator:
+    """An accumulator for a join's ``{"rows": ..., "queries": ...}`` (queries = query rows
+    with at least one result); read ``.value`` after the write."""
+    return sc.accumulator({}, _SumParam())
+
+
+def check_item_term(item_term: np.ndarray | None, n: int) -> np.ndarray | None:
+    """The item term as float64 (n,), or None.
+
+    Raises:
+        InputError: wrong length, NaN or infinite values.
+    """
+    if item_term is None:
+        return None
+    term = np.asarray(item_term, dtype=np.float64)
+    if term.shape != (n,):
+        raise InputError(f"item term has shape {term.shape}; the catalogue has {n} movies")
+    bad = int(n - np.count_nonzero(np.isfinite(term)))
+    if bad:
+        raise InputError(f"item term: {bad} value(s) are NaN or infinite")
+    return term
+
+
+def _one_thread():
+    """BLAS on one thread inside a task: Spark already runs one task per core, and more
+    threads per task only contend (and spin) for the same cores."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _emit(query_ids: np.ndarray, ids: np.ndarray, positions: np.ndarray,
@@ -97,36 +138,66 @@ def _emit(query_ids: np.ndarray, ids: np.ndarray, positions: np.ndarray,
         names=[names[0], "rank", names[1], "score"])
 
 
+#: Scores per task below which a similarity join uses fewer tasks than cores: ~0.4 CPU s
+#: of kernel work, about what a Python task costs Spark to start and feed.
+SCORES_PER_TASK = 1 << 27
+
+
+def auto_partitions(spark: SparkSession, scores: int) -> int:
+    """Tasks for a join computing ``scores`` scores: Spark's default parallelism, fewer
+    (at least one) when there is too little work to repay a task each (a small catalogue
+    joined for several models and metrics in one write)."""
+    return max(1, min(spark.sparkContext.defaultParallelism, -(-scores // SCORES_PER_TASK)))
+
+
+def _tally(tally: Accumulator | None, res_positions: np.ndarray) -> None:
+    if tally is not None:
+        valid = res_positions >= 0
+        tally.add({"rows": int(valid.sum()), "queries": int(valid.any(axis=1).sum())})
+
+
 def similar_movies(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray, metric: str,
-                   k: int, block_size: int = 256,
-                   partitions: int = 0) -> tuple[DataFrame, Broadcast]:
+                   k: int, block_size: int = 256, partitions: int = 0,
+                   item_term: np.ndarray | None = None,
+                   tally: Accumulator | None = None) -> tuple[DataFrame, Broadcast]:
     """Top-k most similar other movies of every movie: ``movie_id, rank, neighbor_id, score``.
 
     Args:
         ids: movie ids ascending; ``vectors``: float32 (n, d), same order.
         metric: ``"cosine"`` or ``"dot"``; ties go to the lower neighbour id.
-        partitions: query tasks; 0 = Spark's default parallelism.
+        partitions: query tasks; 0 = :func:`auto_partitions` (Spark's default
+            parallelism; one task per ~134M scores for small catalogues).
+        item_term: optional (n,) additive per-item term, same order as ``ids`` (a
+            popularity prior, an item bias): ``score = metric(movie, neighbour) +
+            item_term[neighbour]``, ranked exactly, ties to the lower neighbour id.
+            None: the metric alone.
+        tally: optional :func:`row_tally` accumulator.
 
     Returns:
         The (lazy) DataFrame and the catalogue's broadcast, to unpersist once written.
+
+    Raises:
+        InputError: a bad item term.
     """
     n = int(ids.shape[0])
-    parts = partitions or spark.sparkContext.defaultParallelism
-    bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors})
+    term = check_item_term(item_term, n)
+    parts = partitions or auto_partitions(spark, n * n)
+    bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors, "item_term": term})
 
     def task(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        _set_threads()
-        cat = bc.value
-        searcher = Searcher(cat["vectors"], metric)
-        for batch in batches:
-            pos = batch.column(0).to_numpy().astype(np.int64)
-            if pos.size == 0:
-                continue
-            # A movie is not its own neighbour (duplicates of it, with other ids, are).
-            exclude = exclusion_csr(np.arange(pos.size + 1), pos, pos.size, n)
-            res = searcher.search(cat["vectors"][pos], k, exclude, block_size)
-            yield _emit(cat["ids"][pos], cat["ids"], res.positions, res.scores,
-                        ("movie_id", "neighbor_id"))
+        with _one_thread():
+            cat: dict[str, Any] = bc.value
+            searcher = Searcher(cat["vectors"], metric, cat["item_term"])
+            for batch in batches:
+                pos = batch.column(0).to_numpy().astype(np.int64)
+                if pos.size == 0:
+                    continue
+                # A movie is not its own neighbour (duplicates of it, with other ids, are).
+                exclude = exclusion_csr(np.arange(pos.size + 1), pos, pos.size, n)
+                res = searcher.search(cat["vectors"][pos], k, exclude, block_size)
+                _tally(tally, res.positions)
+                yield _emit(cat["ids"][pos], cat["ids"], res.positions, res.scores,
+                            ("movie_id", "neighbor_id"))
 
     df = spark.range(0, n, numPartitions=max(1, min(parts, n))).mapInArrow(task, SIMILAR_SCHEMA)
     return df, bc
@@ -158,8 +229,9 @@ def _rated_csr(col: pa.Array, ids: np.ndarray) -> sp.csr_matrix:
 
 def recommendations(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray,
                     users: DataFrame, k: int, user_vectors: bool, like_threshold: float = 4.0,
-                    block_size: int = 256,
-                    partitions: int = 0) -> tuple[DataFrame, Broadcast]:
+                    block_size: int = 256, partitions: int = 0,
+                    item_term: np.ndarray | None = None,
+                    tally: Accumulator | None = None) -> tuple[DataFrame, Broadcast]:
     """Top-k unrated movies per user: ``user_id, rank, movie_id, score``.
 
     Args:
@@ -169,35 +241,44 @@ def recommendations(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray,
             Without it, a user's score of movie i is EVALUATION.md's sum of cosines of i
             with the user's movies rated >= ``like_threshold`` (all of them if none is).
         partitions: query tasks; 0 = Spark's default parallelism.
+        item_term: optional (n,) additive per-item term, same order as ``ids``: ``score =
+            user score + item_term[movie]``, ranked exactly; None: the user score alone.
+        tally: optional :func:`row_tally` accumulator.
 
     Rated movies are never returned; ties go to the lower movie id. Returns the (lazy)
     DataFrame and the catalogue's broadcast, to unpersist once written.
+
+    Raises:
+        InputError: a bad item term.
     """
+    term = check_item_term(item_term, int(ids.shape[0]))
     parts = partitions or spark.sparkContext.defaultParallelism
-    bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors})
+    bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors, "item_term": term})
     cols = ["user_id", "rated"] + (["vector"] if user_vectors else [])
 
     def task(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        _set_threads()
-        cat = bc.value
-        if user_vectors:
-            searcher = Searcher(cat["vectors"], "dot")
-        else:
-            unit = unit_rows(cat["vectors"])
-            searcher = Searcher(unit, "dot")
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            rated = _rated_csr(batch.column(1), cat["ids"])
+        with _one_thread():
+            cat: dict[str, Any] = bc.value
             if user_vectors:
-                vec = batch.column(2)
-                dim = cat["vectors"].shape[1]
-                queries = vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+                searcher = Searcher(cat["vectors"], "dot", cat["item_term"])
             else:
-                queries = profile_queries(unit, rated, like_threshold)
-            res = searcher.search(queries, k, rated.astype(bool), block_size)
-            uid = batch.column(0).to_numpy(zero_copy_only=False)
-            yield _emit(uid, cat["ids"], res.positions, res.scores, ("user_id", "movie_id"))
+                unit = unit_rows(cat["vectors"])
+                searcher = Searcher(unit, "dot", cat["item_term"])
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                rated = _rated_csr(batch.column(1), cat["ids"])
+                if user_vectors:
+                    vec = batch.column(2)
+                    dim = cat["vectors"].shape[1]
+                    queries = vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+                else:
+                    queries = profile_queries(unit, rated, like_threshold)
+                res = searcher.search(queries, k, rated.astype(bool), block_size)
+                _tally(tally, res.positions)
+                uid = batch.column(0).to_numpy(zero_copy_only=False)
+                yield _emit(uid, cat["ids"], res.positions, res.scores,
+                            ("user_id", "movie_id"))
 
     df = users.select(*cols).repartition(parts).mapInArrow(task, RECOMMEND_SCHEMA)
     return df, bc

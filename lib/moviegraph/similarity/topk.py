@@ -1,31 +1,62 @@
-"""Exact blocked top-k search over a catalogue matrix (numpy/torch, no Spark).
+"""Exact blocked top-k search over a catalogue matrix (numpy + BLAS, no Spark, no torch).
 
 A :class:`Searcher` holds the catalogue (``n`` item vectors, row ``i`` = position ``i``;
-callers sort items by id so that "lower position" means "lower id"). ``search`` scores
-query rows a block at a time with one matrix product (torch, on CUDA when present), masks
-excluded items with ``-inf`` and keeps the ``k + margin`` best candidates per row. Those
-candidates are then rescored in float64, pair by pair, and ranked by (score descending,
-position ascending). So:
+callers sort items by id so that "lower position" means "lower id") and, optionally, an
+additive per-item term (a popularity prior, an item bias):
+``score(q, j) = metric(q, e_j) + item_term[j]``. ``search`` scores query rows a block at a
+time:
 
-* memory is bounded by ``block_size x n`` scores, never ``n x n``;
-* the result is the exact float64 top-k (float32 rounding in the product can only reorder
-  candidates that lie within rounding error of each other, and the margin keeps those in
-  the candidate set);
-* a row's result does not depend on which other rows share its block (the final scores
-  are computed per pair), hence not on Spark's partitioning.
+1. one float32 matrix product (BLAS) into a reused ``block x n`` buffer, the item term
+   added, excluded items set to ``-inf``;
+2. a partial sort per block without sorting the block: the columns are cut into ``c``
+   interleaved slices, the element-wise maximum of the slices gives one "chunk maximum"
+   per group of ``c`` columns, and the k-th largest chunk maximum (``np.partition`` on
+   ``n / c`` values per row) is a lower bound of the row's k-th largest score;
+3. every entry within ``2 eps`` of that bound is a candidate (``eps`` bounds the float32
+   error of a score: ``(d + 16) u (|q| max|e| + max|t|)``, ``u = 2^-24``), gathered
+   from the chunks that can hold one: about ``k`` chunks of ``c`` entries per row;
+4. the candidates are rescored in float64, pair by pair, and ranked by (score descending,
+   position ascending).
+
+So:
+
+* memory is bounded by ``block_size x n`` float32 scores, never ``n x n``;
+* the result is the exact float64 top-k with ties to the lower position: every item of it
+  scores, in float32, within ``2 eps`` of the float32 k-th best, so it is a candidate
+  (proof in :func:`candidates`); no fixed margin is guessed;
+* a row's result does not depend on which other rows share its block, on the block size
+  or on the BLAS kernel's summation order (only the candidate set can change, and it
+  always holds the answer; final scores are computed per pair), hence not on Spark's
+  partitioning.
+
+Cost per score: the product (64 multiply-adds), one pass for the chunk maxima, plus
+``O(k c + n / c)`` per row. numpy is used rather than torch so that executors need only
+numpy and its BLAS (measured in ``benchmarks/similarity_scale.py``: OpenBLAS's sgemm into
+a reused buffer beat torch's CPU matmul, and the chunk-maximum pass costs a fraction of
+``torch.topk``).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-
-from moviegraph.train.device import pick_device
 
 METRICS = ("cosine", "dot")
+
+#: Unit roundoff of float32.
+U32 = 2.0**-24
+
+#: Score entries gathered at once when collecting candidates (a few MB of temporaries);
+#: blocks whose rows need more (ties everywhere, rows with fewer than k admissible items)
+#: are handled by groups of rows.
+MAX_PAIRS = 1 << 18
+
+#: Candidate pairs rescored in float64 at once (two gathers of pairs x d float64).
+RESCORE_PAIRS = 1 << 14
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -35,40 +66,126 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return v / np.where(norms > 0, norms, 1.0)
 
 
-def block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def chunk_count(n: int, k: int) -> int:
+    """Interleaved slices ``c`` for an ``n``-column block and top-``k``.
+
+    Per row the partial sort costs about ``2 n / c`` (partition of the chunk maxima) plus
+    ``8 k c`` (gathering the candidate chunks) nanoseconds: ``c ~ sqrt(n / 4k)``, at most 64.
+    """
+    return int(min(64, max(1, round(np.sqrt(n / (4.0 * max(k, 1)))))))
+
+
+def candidate_groups(scores: np.ndarray, k: int, slack: np.ndarray | float = 0.0,
+                     chunks: int | None = None, max_pairs: int = MAX_PAIRS
+                     ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Entries of each row that may belong to its top-k, by groups of whole rows.
+
+    Yields ``(lo, hi, rows, columns)``: the candidates of rows ``lo..hi-1`` (``rows`` are
+    row numbers in ``scores``), groups small enough that gathering them reads about
+    ``max_pairs`` entries (one row may exceed it alone: ties everywhere).
+
+    The candidates of a row are its finite entries ``>= t - slack``, where ``t`` is a
+    lower bound of the row's k-th largest value (all finite entries when the row has
+    fewer than ``k``). With ``slack = 2 eps``, where every value is within ``eps`` of an
+    exact score, they hold the exact top-k: the k entries ``>= T`` (the k-th largest
+    value) have exact scores ``>= T - eps``, so the exact k-th best scores ``>= T - eps``
+    and each of the exact top-k has a value ``>= T - 2 eps >= t - slack``.
+
+    ``t`` is the k-th largest "chunk maximum": chunk ``j`` is the columns
+    ``j, j + m, j + 2m, ...`` (``m = columns / chunks``), so the maxima are one element-wise
+    maximum over ``chunks`` contiguous slices; k chunk maxima are k distinct entries, so
+    ``t <= T``, and only chunks whose maximum reaches ``t - slack`` are read.
+
+    Args:
+        scores: (b, w) float32 or float64, ``-inf`` = excluded; no NaN. ``w`` must be a
+            multiple of ``chunks`` (pad with ``-inf``).
+        k: how many the caller will keep per row.
+        slack: scalar or (b,) float64, ``>= 0``.
+        chunks: interleaved slices (default :func:`chunk_count`).
+        max_pairs: entries gathered per group.
+    """
+    b, w = scores.shape
+    c = chunks or chunk_count(w, k)
+    if w % c:
+        raise ValueError(f"{w} columns are not a multiple of {c} chunks")
+    if k <= 0 or b == 0:
+        return
+    m = w // c
+    cube = scores.reshape(b, c, m)
+    cmax = cube.max(axis=1)  # (b, m): element-wise maximum of the c slices
+    if k < m:
+        kth = np.partition(cmax, m - k, axis=1)[:, m - k].astype(np.float64)
+    else:
+        kth = np.full(b, -np.inf)
+    thr = kth - slack  # -inf stays -inf: every finite entry is a candidate
+    sel = cmax >= thr[:, None]
+    # Whole rows per group, about max_pairs gathered entries each.
+    gathered = np.count_nonzero(sel, axis=1) * c
+    group = (np.cumsum(gathered) - gathered) // max(max_pairs, 1)
+    cuts = np.flatnonzero(np.diff(group)) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, b], strict=True):
+        sel_r, sel_c = np.nonzero(sel[lo:hi])
+        sel_r += lo
+        vals = cube[sel_r, :, sel_c]  # (pairs, c): the chunks' entries
+        keep = (vals >= thr[sel_r, None]) & np.isfinite(vals)
+        rows = np.broadcast_to(sel_r[:, None], vals.shape)[keep]
+        cols = (sel_c[:, None] + m * np.arange(c))[keep]
+        yield int(lo), int(hi), rows.astype(np.int64), cols.astype(np.int64)
+
+
+def candidates(scores: np.ndarray, k: int, slack: np.ndarray | float = 0.0,
+               chunks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All of :func:`candidate_groups` at once: ``(rows, columns)``."""
+    parts = list(candidate_groups(scores, k, slack, chunks))
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return (np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]))
+
+
+def rank_pairs(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, b: int,
+               k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of (row, column, value) triples per row by (value desc, column asc).
+
+    Returns ``(columns, values)``, each (b, k); rows with fewer than k triples are padded
+    with column -1 and value ``-inf``.
+    """
+    out_c = np.full((b, k), -1, dtype=np.int64)
+    out_v = np.full((b, k), -np.inf)
+    if rows.size == 0 or k == 0:
+        return out_c, out_v
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    first = np.searchsorted(rows, np.arange(b))
+    rank = np.arange(rows.size) - first[rows]
+    top = rank < k
+    out_c[rows[top], rank[top]] = cols[top]
+    out_v[rows[top], rank[top]] = values[top]
+    return out_c, out_v
+
+
+def block_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of each row, best first, equal scores ordered by lower column.
 
     Args:
-        scores: (b, n) float tensor; ``-inf`` marks excluded entries. No NaN.
+        scores: (b, n) float array; ``-inf`` marks excluded entries. No NaN.
         k: how many (capped at n).
 
     Returns:
-        ``(values, columns)``, each (b, min(k, n)); columns of ``-inf`` entries (rows with
-        fewer than k admissible items) are set to -1.
+        ``(values, columns)``, each (b, min(k, n)), values as float64; columns of ``-inf``
+        entries (rows with fewer than k admissible items) are -1.
     """
+    scores = np.asarray(scores)
     b, n = scores.shape
     k = min(k, n)
-    if k == 0 or b == 0:
-        return (scores.new_empty((b, k)), torch.empty((b, k), dtype=torch.long,
-                                                      device=scores.device))
-    # torch.topk picks arbitrarily among values tied with the k-th. Taking k + 1 (sorted)
-    # shows where such a tie straddles the cut (the (k+1)-th equals the k-th) without another
-    # pass over the block; those rows are redone with a stable sort (lower column first).
-    vals, cols = torch.topk(scores, min(k + 1, n), dim=1, sorted=True)
-    if k < n:
-        straddle = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten()
-        vals, cols = vals[:, :k].clone(), cols[:, :k].clone()
-        if straddle.numel():
-            sv, si = torch.sort(scores[straddle], dim=1, descending=True, stable=True)
-            vals[straddle] = sv[:, :k]
-            cols[straddle] = si[:, :k]
-    # Order: column ascending, then a stable sort by score descending.
-    order = torch.argsort(cols, dim=1)
-    cols, vals = cols.gather(1, order), vals.gather(1, order)
-    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
-    cols, vals = cols.gather(1, order), vals.gather(1, order)
-    cols[torch.isneginf(vals)] = -1
-    return vals, cols
+    c = chunk_count(n, k)
+    w = -(-n // c) * c
+    if w != n:
+        padded = np.full((b, w), -np.inf, dtype=scores.dtype)
+        padded[:, :n] = scores
+        scores = padded
+    rows, cols = candidates(scores, k, 0.0, c)
+    cols_out, vals = rank_pairs(rows, cols, scores[rows, cols].astype(np.float64), b, k)
+    return vals, cols_out
 
 
 @dataclass(frozen=True)
@@ -95,6 +212,14 @@ def exclusion_csr(indptr: np.ndarray, positions: np.ndarray, n_rows: int,
     return m
 
 
+def _finite_float64(values: np.ndarray, what: str) -> np.ndarray:
+    out = np.asarray(values, dtype=np.float64)
+    bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+    if bad:
+        raise ValueError(f"{what}: {bad} value(s) are NaN or infinite")
+    return out
+
+
 class Searcher:
     """Exact top-k of query rows against a fixed catalogue by cosine or dot product.
 
@@ -102,29 +227,66 @@ class Searcher:
         items: (n, d) item vectors (any float dtype), row = position.
         metric: ``"cosine"`` (queries and items normalised; zero vectors score 0) or
             ``"dot"``.
-        device: torch device for the products; default CUDA when present.
+        item_term: optional (n,) additive per-item term; a query's score of item j is
+            ``metric(q, e_j) + item_term[j]`` (default: none, i.e. zero).
+
+    ``timings`` accumulates CPU seconds of the calling thread per phase of :meth:`search`
+    (product, chunk maxima + candidates, float64 rescoring + ranking), for profiling; with
+    BLAS on one thread (as in the Spark tasks) that is all of the work.
+
+    One searcher per thread: it keeps its score buffer between calls.
+
+    Raises:
+        ValueError: unknown metric, wrong shapes, NaN or infinite values.
     """
 
     def __init__(self, items: np.ndarray, metric: str = "dot",
-                 device: str | torch.device | None = None) -> None:
+                 item_term: np.ndarray | None = None) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric {metric!r}: must be one of {', '.join(METRICS)}")
         items = np.asarray(items)
         if items.ndim != 2:
             raise ValueError(f"items must be 2-D, got shape {items.shape}")
+        items64 = _finite_float64(items, "item vectors")
         self.metric = metric
-        self.device = pick_device(device)
         # float64 copy for the exact rescoring of candidates; float32 one for the products.
-        self.items64 = unit_rows(items) if metric == "cosine" else items.astype(np.float64)
-        self.items32 = torch.from_numpy(self.items64.astype(np.float32)).to(self.device)
+        self.items64 = unit_rows(items64) if metric == "cosine" else items64
+        n = self.items64.shape[0]
+        self.term64: np.ndarray | None = None
+        if item_term is not None:
+            term = _finite_float64(item_term, "item term")
+            if term.shape != (n,):
+                raise ValueError(f"item term has shape {term.shape}, expected ({n},)")
+            self.term64 = term
+        self.items32 = np.ascontiguousarray(self.items64, dtype=np.float32)
+        self.term32 = None if self.term64 is None else self.term64.astype(np.float32)
+        # Bounds for eps (float64 norms of the float32 copies, rounded up by a hair).
+        norms = np.linalg.norm(self.items32.astype(np.float64), axis=1)
+        self.max_norm = float(norms.max(initial=0.0)) * (1 + 1e-12)
+        self.max_term = (0.0 if self.term64 is None
+                         else float(np.abs(self.term64).max(initial=0.0)))
+        self.timings: dict[str, float] = {"product": 0.0, "candidates": 0.0, "rescore": 0.0}
+        self._scratch = np.empty(0, dtype=np.float32)
 
     @property
     def n_items(self) -> int:
         """Catalogue size."""
         return int(self.items64.shape[0])
 
+    def eps(self, query_norms: np.ndarray) -> np.ndarray:
+        """Per query: bound on |float32 score - float64 score| over every item.
+
+        A float32 dot product of length d (any summation order, FMA or not) is off by at
+        most ``gamma_d sum |q_i e_i| <= gamma_d |q| |e|``, ``gamma_d ~ d u``; rounding q and
+        e to float32 adds ``2u |q| |e|``, the item term ``u |t|`` and the sum ``u |s + t|``.
+        ``(d + 16) u`` covers all of it with room to spare.
+        """
+        d = self.items64.shape[1]
+        return (d + 16) * U32 * (np.asarray(query_norms, np.float64) * (1 + 1e-12)
+                                 * self.max_norm + self.max_term)
+
     def search(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
-               block_size: int = 256, margin: int = 16) -> TopK:
+               block_size: int = 256) -> TopK:
         """Top-k items of every query row.
 
         Args:
@@ -132,14 +294,15 @@ class Searcher:
             k: results per row (rows with fewer admissible items get -1 / -inf padding).
             exclude: optional bool CSR (b, n) of items a row must not return (the query
                 movie itself, a user's rated movies); see :func:`exclusion_csr`.
-            block_size: query rows per matrix product (memory ~ block_size x n x 4 bytes,
-                plus a same-sized bool temporary).
-            margin: extra float32 candidates per row, rescored exactly in float64.
+            block_size: query rows per matrix product (memory ~ block_size x n x 4 bytes).
         """
-        q64 = unit_rows(queries) if self.metric == "cosine" else np.asarray(queries, np.float64)
-        b, n = q64.shape[0], self.n_items
-        if q64.ndim != 2 or (b and q64.shape[1] != self.items64.shape[1]):
+        q64 = np.asarray(queries, dtype=np.float64)
+        if q64.ndim != 2 or (q64.shape[0] and q64.shape[1] != self.items64.shape[1]):
             raise ValueError(f"queries shape {q64.shape} vs items {self.items64.shape}")
+        q64 = _finite_float64(q64, "query vectors")
+        if self.metric == "cosine":
+            q64 = unit_rows(q64)
+        b, n = q64.shape[0], self.n_items
         kk = min(k, n)
         positions = np.full((b, kk), -1, dtype=np.int64)
         scores = np.full((b, kk), -np.inf)
@@ -147,28 +310,61 @@ class Searcher:
             exclude = sp.csr_matrix(exclude)
             if exclude.shape != (b, n):
                 raise ValueError(f"exclude shape {exclude.shape} != {(b, n)}")
+        if b == 0 or kk == 0:
+            return TopK(positions=positions, scores=scores)
+        c = chunk_count(n, kk)
+        w = -(-n // c) * c  # columns padded to a multiple of c with -inf
         q32 = q64.astype(np.float32)
+        slack = 2 * self.eps(np.linalg.norm(q32.astype(np.float64), axis=1))
+        items_t = self.items32.T
+        block_size = max(1, min(block_size, b))
+        buf = self._buffer(block_size, w)
         for start in range(0, b, block_size):
             stop = min(start + block_size, b)
-            block = torch.from_numpy(q32[start:stop]).to(self.device)
-            s = block @ self.items32.T
+            t0 = time.thread_time()
+            s = buf[:stop - start]
+            np.matmul(q32[start:stop], items_t, out=s[:, :n])
+            if self.term32 is not None:
+                s[:, :n] += self.term32
+            s[:, n:] = -np.inf
             if exclude is not None:
                 ex = exclude[start:stop]
-                rows = np.repeat(np.arange(stop - start), np.diff(ex.indptr))
-                s[torch.from_numpy(rows).to(self.device),
-                  torch.from_numpy(ex.indices.astype(np.int64)).to(self.device)] = -np.inf
-            _, cand_t = block_topk(s, kk + margin)
-            del s
-            cand = cand_t.cpu().numpy()
-            valid = cand >= 0
-            # Exact float64 scores of the candidates, computed pair by pair.
-            exact = np.einsum("bd,bcd->bc", q64[start:stop],
-                              self.items64[np.where(valid, cand, 0)])
-            exact = np.where(valid, exact, -np.inf)
-            order = np.lexsort((np.where(valid, cand, n), -exact), axis=1)[:, :kk]
-            positions[start:stop] = np.take_along_axis(cand, order, axis=1)
-            scores[start:stop] = np.take_along_axis(exact, order, axis=1)
+                s[np.repeat(np.arange(stop - start), np.diff(ex.indptr)), ex.indices] = -np.inf
+            t1 = time.thread_time()
+            self.timings["product"] += t1 - t0
+            for lo, hi, rows, cols in candidate_groups(s, kk, slack[start:stop], c):
+                t2 = time.thread_time()
+                self.timings["candidates"] += t2 - t1
+                pos, sc = rank_pairs(rows - lo, cols, self._rescore(q64, start + rows, cols),
+                                     hi - lo, kk)
+                positions[start + lo:start + hi] = pos
+                scores[start + lo:start + hi] = sc
+                t1 = time.thread_time()
+                self.timings["rescore"] += t1 - t2
         return TopK(positions=positions, scores=scores)
+
+    def _buffer(self, rows: int, width: int) -> np.ndarray:
+        """A (rows, width) float32 score buffer, kept between calls: a fresh one of tens of
+        MB would be page-faulted in again on every call (one per Arrow batch)."""
+        size = rows * width
+        if self._scratch.size < size:
+            self._scratch = np.empty(size, dtype=np.float32)
+        return self._scratch[:size].reshape(rows, width)
+
+    def _rescore(self, q64: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Exact float64 scores of (query row, item) pairs, pair by pair.
+
+        Each pair's arithmetic is the same whatever block or group it is in (element-wise
+        products, then numpy's fixed-order sum over d), so results do not depend on them.
+        """
+        out = np.empty(rows.size)
+        for lo in range(0, rows.size, RESCORE_PAIRS):
+            hi = min(lo + RESCORE_PAIRS, rows.size)
+            r, c = rows[lo:hi], cols[lo:hi]
+            out[lo:hi] = (q64[r] * self.items64[c]).sum(axis=1)
+        if self.term64 is not None:
+            out += self.term64[cols]
+        return out
 
 
 def profile_queries(unit_items: np.ndarray, user_ratings: sp.csr_matrix,
