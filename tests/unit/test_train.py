@@ -191,9 +191,10 @@ def test_kernel_dropped_tokens_are_never_trained():
 
 def test_kernel_update_matches_word2vec_formula():
     # One walk [0, 1], window 1, one negative that can only be token 2: the kernel must
-    # apply word2vec's SGD (centre's input row += summed gradient, each output row its own
-    # term) for the pairs (0, 1) then (1, 0). Reference in float64 with the exact sigmoid;
-    # the kernel's sigmoid table is exact to ~1e-3, well inside the tolerance.
+    # apply word2vec.c's SGD (context's input row += summed gradient, the centre's and the
+    # negative's output rows their own terms) for centre 0 (context 1), then centre 1
+    # (context 0). Reference in float64 with the exact sigmoid; the kernel's sigmoid table
+    # is exact to ~1e-3, well inside the tolerance.
     lr, dim = 0.5, 8
     rng = np.random.default_rng(3)
     w_in = rng.normal(0, 0.5, (3, dim)).astype(np.float32)
@@ -206,7 +207,7 @@ def test_kernel_update_matches_word2vec_formula():
         prob, alias, sig_t, logsig_t, 1, 1, lr, lr, 0, 2, np.array([99], np.uint64))
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     ref_loss = 0.0
-    for c, o in ((0, 1), (1, 0)):
+    for o, c in ((0, 1), (1, 0)):  # (centre: output row, context: input row)
         grad = np.zeros(dim)
         for target, label in ((o, 1.0), (2, 0.0)):
             f = a[c] @ b[target]

@@ -253,7 +253,8 @@ def sgns_step(
 #
 # The numba backend trains straight from the walk matrix, as word2vec.c and gensim do: per
 # walk, subsample into a small buffer, then per centre draw its window and train each
-# (centre, context) pair with its negatives at once, so the rows just read are still in
+# context in it with its negatives at once (word2vec.c's roles: the context's input row
+# against the centre's and the negatives' output rows), so the rows just read are still in
 # cache when they are written. Nothing is materialised per batch (no pair or negative
 # tensors), randomness comes from one xorshift64* stream per thread seeded from
 # (seed, epoch, segment, thread), and threads split the walks of a segment and update the
@@ -430,12 +431,11 @@ def _sgns_walks_kernel(w_in, w_out, walks, order, keep, neg_prob, neg_alias, sig
             for p in range(m):
                 x = _xorshift(x)
                 b = window - np.int64((x * _XS_MULT) >> np.uint64(33)) % window
-                c = sent[p]
-                h = w_in[c]
+                o = sent[p]  # the centre: positive output row of every pair here
                 for q in range(max(0, p - b), min(m, p + b + 1)):
                     if q == p:
                         continue
-                    o = sent[q]
+                    h = w_in[sent[q]]  # the context's input row, as word2vec.c's l1
                     n_pairs += 1
                     for j in range(dim):
                         grad[j] = 0.0
