@@ -6,7 +6,12 @@ project's node2vec kernel, then trains both skip-gram implementations on the sam
 with equal dims / window / negatives / sample / epochs / threads, and reports walk tokens
 per second of training plus genre precision@10 and Recall@20 / NDCG@20 (EVALUATION.md).
 
-    .venv/bin/python -m benchmarks.skipgram_throughput [--threads 2] [--epochs 5] ...
+    .venv/bin/python -m benchmarks.skipgram_throughput [--threads 1 2] [--seeds 3] ...
+
+Each implementation runs at every ``--threads`` count (gensim's ``workers``), seeds outermost,
+and the table gives wall tokens/s, CPU seconds (the process's, all threads) and tokens per
+CPU second beside the quality, mean over ``--seeds`` training seeds. moviegraph's time is
+the whole ``train_skipgram`` call; gensim's is ``Word2Vec.train`` after ``build_vocab``.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ def pmi_edges(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=REPO / "data")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="thread counts to run each implementation with (default: 1 2)")
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--window", type=int, default=5)
     ap.add_argument("--negative", type=int, default=5)
@@ -56,22 +62,27 @@ def main() -> None:
     ap.add_argument("--min-rating", type=float, default=5.0)
     ap.add_argument("--min-weight", type=float, default=10.0)
     ap.add_argument("--batch-walks", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="walks' seed, first training seed")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="training seeds per row (quality averaged over them)")
+    ap.add_argument("--backend", default="auto", help="moviegraph's SkipGramConfig.backend")
+    ap.add_argument("--no-warmup", dest="warmup", action="store_false",
+                    help="time the first moviegraph run with numba's compile / cache load")
     ap.add_argument("--skip-gensim", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(args.threads)))
     import torch
 
     from moviegraph.protocol import metrics as mt
-    from moviegraph.train.device import seed_everything, set_deterministic
+    from moviegraph.train.device import set_deterministic
     from moviegraph.train.loop import LoopConfig
     from moviegraph.train.skipgram import SkipGramConfig, train_skipgram
     from moviegraph.walks.csr import CSRGraph
     from moviegraph.walks.kernel import random_walks
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(max(args.threads))
     d = ml100k(args).data
     u, m, rating, is_test, n_items = d.u, d.m, d.r, d.is_test, d.n_items
     train, test, genres = d.train, d.test, d.genres
@@ -96,45 +107,82 @@ def main() -> None:
         rk = mt.ranking_metrics(mt.item_embedding_scores(vec, train), train, test, k=20)
         return {"genre_p10": gp, "recall20": rk.recall, "ndcg20": rk.ndcg}
 
-    out: dict[str, dict[str, float]] = {}
-    seed_everything(args.seed)
-    set_deterministic(args.threads)
-    cfg = SkipGramConfig(dim=args.dim, window=args.window, negative=args.negative,
-                         sample=args.sample, epochs=args.epochs, batch_walks=args.batch_walks,
-                         seed=args.seed)
-    t0 = time.perf_counter()
-    res = train_skipgram(walks, n_items, cfg,
-                         loop=LoopConfig(epochs=args.epochs, progress=False),
-                         device=torch.device("cpu"))
-    secs = time.perf_counter() - t0
-    out["moviegraph"] = {"seconds": secs, "tokens_per_s": n_tokens * args.epochs / secs,
-                         **quality(res.vectors)}
-    print("moviegraph", json.dumps(out["moviegraph"]))
+    def timed(f, *a, **kw):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = f(*a, **kw)
+        return out, time.perf_counter() - t0, time.process_time() - c0
 
-    if not args.skip_gensim:
+    def moviegraph(threads: int, seed: int) -> tuple[np.ndarray, float, float]:
+        """Vectors, wall and CPU seconds of the whole ``train_skipgram`` call."""
+        set_deterministic(threads)
+        cfg = SkipGramConfig(dim=args.dim, window=args.window, negative=args.negative,
+                             sample=args.sample, epochs=args.epochs,
+                             batch_walks=args.batch_walks, seed=seed, threads=threads,
+                             backend=args.backend)
+        res, secs, cpu = timed(train_skipgram, walks, n_items, cfg,
+                               LoopConfig(epochs=args.epochs, progress=False),
+                               torch.device("cpu"))
+        return res.vectors, secs, cpu
+
+    sentences = [[str(t) for t in row[row >= 0]] for row in walks]
+
+    def gensim(threads: int, seed: int) -> tuple[np.ndarray, float, float]:
+        """Vectors, wall and CPU seconds of ``Word2Vec.train`` (vocabulary built before)."""
         from gensim.models import Word2Vec
 
-        sentences = [[str(t) for t in row[row >= 0]] for row in walks]
         model = Word2Vec(vector_size=args.dim, window=args.window, sg=1, hs=0,
                          negative=args.negative, sample=args.sample, min_count=1,
-                         workers=args.threads, seed=args.seed)
+                         alpha=0.025, min_alpha=1e-4, workers=threads, seed=seed)
         model.build_vocab(sentences)
-        t0 = time.perf_counter()
-        model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
-        secs = time.perf_counter() - t0
+        _, secs, cpu = timed(model.train, sentences, total_examples=len(sentences),
+                             epochs=args.epochs)
         vec = np.zeros((n_items, args.dim), dtype=np.float32)
         for key in model.wv.index_to_key:
             vec[int(key)] = model.wv[key]
-        out["gensim"] = {"seconds": secs, "tokens_per_s": n_tokens * args.epochs / secs,
-                         **quality(vec)}
-        print("gensim    ", json.dumps(out["gensim"]))
+        return vec, secs, cpu
+
+    engines = {"moviegraph": moviegraph}
+    if not args.skip_gensim:
+        engines["gensim"] = gensim
+    if args.warmup:  # numba compiles (or loads its cache) once, outside the timings
+        moviegraph(1, args.seed)
+    load = [os.getloadavg()]
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    # Seeds outermost and engines alternating, so that load changes hit every row alike.
+    for seed in range(args.seed, args.seed + args.seeds):
+        for threads in args.threads:
+            for name, run_engine in engines.items():
+                vectors, secs, cpu = run_engine(threads, seed)
+                row = {"seed": seed, "seconds": secs, "cpu_seconds": cpu,
+                       "tokens_per_s": n_tokens * args.epochs / secs,
+                       "tokens_per_cpu_s": n_tokens * args.epochs / cpu, **quality(vectors)}
+                runs.setdefault((name, threads), []).append(row)
+                print(f"{name:10s} threads {threads} seed {seed}", json.dumps(row))
+    load.append(os.getloadavg())
 
     rng = np.random.default_rng(0)
-    out["random"] = quality(rng.standard_normal((n_items, args.dim)))
-    print("random    ", json.dumps(out["random"]))
+    rand = quality(rng.standard_normal((n_items, args.dim)))
+    print("random    ", json.dumps(rand))
+    print(f"\nload average (1, 5, 15 min) before {load[0]}, after {load[1]}; "
+          f"{args.seeds} seed(s) from {args.seed}, means (quality: mean +- std over seeds)")
+    print("| implementation | threads | tokens/s | CPU s | tokens/CPU s | genre P@10 | "
+          "Recall@20 | NDCG@20 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    summary = {}
+    for (name, threads), rows in runs.items():
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "seed"}
+        std = {k: float(np.std([r[k] for r in rows])) for k in ("genre_p10", "recall20")}
+        summary[f"{name}/{threads}"] = {"mean": mean, "std": std, "runs": rows}
+        print(f"| {name} | {threads} | {mean['tokens_per_s']:,.0f} | {mean['cpu_seconds']:.1f} "
+              f"| {mean['tokens_per_cpu_s']:,.0f} | {mean['genre_p10']:.4f} ± "
+              f"{std['genre_p10']:.4f} | {mean['recall20']:.4f} ± {std['recall20']:.4f} "
+              f"| {mean['ndcg20']:.4f} |")
+    print(f"| random | — | — | — | — | {rand['genre_p10']:.4f} | {rand['recall20']:.4f} "
+          f"| {rand['ndcg20']:.4f} |")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": out}, indent=2))
+                                         "load": load, "results": summary, "random": rand},
+                                        indent=2))
 
 
 if __name__ == "__main__":

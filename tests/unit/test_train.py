@@ -14,7 +14,11 @@ from moviegraph.train.mf import MFConfig, train_mf
 from moviegraph.train.skipgram import (
     NegativeSampler,
     SkipGramConfig,
+    _sgns_walks_kernel,
+    alias_sample,
+    alias_table,
     pairs_from_walks,
+    sigmoid_tables,
     subsample,
     train_skipgram,
 )
@@ -119,6 +123,139 @@ def test_skipgram_torch_backend_loss_falls():
                          device=torch.device("cpu"))
     losses = [h["train_loss"] for h in res.fit.history]
     assert np.isfinite(res.vectors).all() and losses[-1] < losses[0]
+
+
+# ---------------------------------------------------------------- skip-gram numba kernel
+
+
+def test_alias_sampler_distribution():
+    counts = np.array([1000, 10, 0, 200, 1, 0, 37])
+    prob, alias = alias_table(counts, 0.75)
+    draws = alias_sample(prob, alias, 400_000, 12345)
+    freq = np.bincount(draws, minlength=len(counts)) / len(draws)
+    expect = counts**0.75 / (counts**0.75).sum()
+    assert freq[2] == 0 and freq[5] == 0
+    np.testing.assert_allclose(freq, expect, atol=0.003)
+
+
+def run_kernel(walks, n, window, negative=1, keep=None, neg_counts=None, alpha=0.025,
+               min_alpha=0.025, threads=1, seed=1, dim=8):
+    """One call of the walk kernel on fresh tables; returns (w_in0, w_in, w_out, loss, pairs)."""
+    rng = np.random.default_rng(0)
+    w_in = ((rng.random((n, dim)) - 0.5) / dim).astype(np.float32)
+    w_out = np.zeros((n, dim), np.float32)
+    w_in0 = w_in.copy()
+    walks = np.ascontiguousarray(walks, dtype=np.int32)
+    keep = np.ones(n, np.float32) if keep is None else np.asarray(keep, np.float32)
+    prob, alias = alias_table(np.ones(n) if neg_counts is None else neg_counts, 0.75)
+    sig, logsig = sigmoid_tables()
+    states = np.arange(1, threads + 1, dtype=np.uint64) * np.uint64(seed * 7919)
+    tokens = int((walks >= 0).sum())
+    losses, pairs = _sgns_walks_kernel(
+        w_in, w_out, walks, np.arange(len(walks)), keep, prob, alias, sig, logsig, window,
+        negative, alpha, min_alpha, 0, tokens, states)
+    return w_in0, w_in, w_out, losses.sum(), int(pairs.sum())
+
+
+def test_kernel_window_one_trains_every_neighbour_pair():
+    walks = np.full((50, 9), -1)
+    lengths = np.random.default_rng(1).integers(0, 10, size=50)
+    for i, m in enumerate(lengths):
+        walks[i, :m] = np.arange(m)
+    *_, pairs = run_kernel(walks, 10, window=1)
+    assert pairs == sum(2 * (m - 1) for m in lengths if m > 1)
+
+
+def test_kernel_dynamic_window_pair_count():
+    # word2vec's window: centre p of a walk of m tokens draws b in 1..w and pairs with
+    # min(b, p) tokens on the left and min(b, m - 1 - p) on the right.
+    w, m, n_walks = 4, 12, 20_000
+    walks = np.tile(np.arange(m), (n_walks, 1))
+    expect = n_walks * sum(np.mean([min(b, p) + min(b, m - 1 - p) for b in range(1, w + 1)])
+                           for p in range(m))
+    *_, pairs = run_kernel(walks, m, window=w)
+    assert abs(pairs - expect) < 0.005 * expect
+
+
+def test_kernel_dropped_tokens_are_never_trained():
+    rng = np.random.default_rng(2)
+    walks = rng.integers(0, 6, size=(200, 10))
+    keep = np.array([1, 1, 1, 1, 1, 0.0])  # token 5 always dropped by subsampling
+    counts = np.array([5, 5, 5, 5, 5, 0])  # ... and never drawn as a negative
+    w_in0, w_in, w_out, _, _ = run_kernel(walks, 6, window=2, negative=3, keep=keep,
+                                          neg_counts=counts)
+    np.testing.assert_array_equal(w_in[5], w_in0[5])
+    assert not w_out[5].any()
+    assert (w_in[:5] != w_in0[:5]).all(axis=1).all() and w_out[:5].any(axis=1).all()
+
+
+def test_kernel_update_matches_word2vec_formula():
+    # One walk [0, 1], window 1, one negative that can only be token 2: the kernel must
+    # apply word2vec.c's SGD (context's input row += summed gradient, the centre's and the
+    # negative's output rows their own terms) for centre 0 (context 1), then centre 1
+    # (context 0). Reference in float64 with the exact sigmoid; the kernel's sigmoid table
+    # is exact to ~1e-3, well inside the tolerance.
+    lr, dim = 0.5, 8
+    rng = np.random.default_rng(3)
+    w_in = rng.normal(0, 0.5, (3, dim)).astype(np.float32)
+    w_out = rng.normal(0, 0.5, (3, dim)).astype(np.float32)
+    a, b = w_in.astype(np.float64), w_out.astype(np.float64)
+    prob, alias = alias_table(np.array([0, 0, 1]), 0.75)
+    sig_t, logsig_t = sigmoid_tables()
+    losses, pairs = _sgns_walks_kernel(
+        w_in, w_out, np.array([[0, 1]], np.int32), np.arange(1), np.ones(3, np.float32),
+        prob, alias, sig_t, logsig_t, 1, 1, lr, lr, 0, 2, np.array([99], np.uint64))
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    ref_loss = 0.0
+    for o, c in ((0, 1), (1, 0)):  # (centre: output row, context: input row)
+        grad = np.zeros(dim)
+        for target, label in ((o, 1.0), (2, 0.0)):
+            f = a[c] @ b[target]
+            ref_loss -= np.log(sig(f) if label else sig(-f))
+            g = (label - sig(f)) * lr
+            grad += g * b[target]
+            b[target] += g * a[c]
+        a[c] += grad
+    assert pairs.sum() == 2
+    np.testing.assert_allclose(w_in, a, atol=5e-3)
+    np.testing.assert_allclose(w_out, b, atol=5e-3)
+    assert losses.sum() == pytest.approx(ref_loss, abs=0.02)
+
+
+def test_skipgram_two_threads_learns_clusters():
+    walks, n = small_walks()
+    cfg = SkipGramConfig(dim=16, window=3, negative=3, sample=0, epochs=5, alpha=0.05,
+                         threads=2, seed=3)
+    res = train_skipgram(walks, n, cfg, loop=LoopConfig(epochs=5, progress=False),
+                         device=torch.device("cpu"))
+    v = res.vectors / np.linalg.norm(res.vectors, axis=1, keepdims=True)
+    sim = v @ v.T
+    same = (np.arange(n)[:, None] // 10) == (np.arange(n)[None, :] // 10)
+    assert sim[same].mean() > sim[~same].mean() + 0.3
+
+
+def test_skipgram_resume_equals_uninterrupted(tmp_path):
+    walks, n = small_walks(4)
+    cfg = SkipGramConfig(dim=8, window=3, negative=2, epochs=3, threads=1, seed=7)
+    cpu = torch.device("cpu")
+    full = train_skipgram(walks, n, cfg, LoopConfig(epochs=3, progress=False), cpu)
+
+    class Crash(Exception):
+        pass
+
+    def crash_in_epoch_1(_vectors):
+        if crash_in_epoch_1.calls == 1:
+            raise Crash
+        crash_in_epoch_1.calls += 1
+        return {}
+
+    crash_in_epoch_1.calls = 0
+    loop = LoopConfig(epochs=3, progress=False, checkpoint_dir=tmp_path)
+    with pytest.raises(Crash):  # epoch 0 checkpointed, epoch 1 lost
+        train_skipgram(walks, n, cfg, loop, cpu, validate=crash_in_epoch_1)
+    resumed = train_skipgram(walks, n, cfg, loop, cpu)
+    assert resumed.fit.resumed_from == 0
+    np.testing.assert_array_equal(resumed.vectors, full.vectors)
 
 
 # ---------------------------------------------------------------- MF

@@ -74,13 +74,15 @@ class SkipGramConfig:
     min_alpha: float = param(1e-4, "SGD learning rate at the last token (<= alpha).", gt=0.0)
     epochs: int = param(5, "Passes over the walks.", ge=1)
     batch_walks: int = param(
-        256, "Walks per SGD step. Rows touched several times in one step get the sum of "
-             "their updates, so very large batches on a small vocabulary act like a larger "
+        256, "Walks per SGD step of the torch backend (numba updates per pair, as "
+             "word2vec). Rows touched several times in one step get the sum of their "
+             "updates, so very large batches on a small vocabulary act like a larger "
              "learning rate; a few hundred walks keep word2vec's behaviour.", ge=1)
     backend: str = param(
-        "auto", "numba (CPU: word2vec's per-pair SGD in a compiled loop, Hogwild over "
-                "threads), torch (batched gather / bmm / index_add_, any device) or auto "
-                "(numba on CPU, torch on CUDA).", choices=("auto", "numba", "torch"))
+        "auto", "numba (CPU: word2vec's per-pair SGD in a compiled loop over the walks, "
+                "in cache, Hogwild over threads), torch (batched gather / bmm / "
+                "index_add_, any device) or auto (numba on CPU, torch on CUDA).",
+        choices=("auto", "numba", "torch"))
     seed: int = option(0, SEED_DOC)
     threads: int | None = option(
         None, "CPU threads of the numba kernel (None: torch's thread count); set to 1 by "

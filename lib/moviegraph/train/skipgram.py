@@ -1,6 +1,6 @@
-"""node2vec skip-gram with negative sampling, trained on batches of walks.
+"""node2vec skip-gram with negative sampling, trained on walks.
 
-word2vec's recipe (Mikolov et al. 2013, as in the C tool and gensim), vectorised:
+word2vec's recipe (Mikolov et al. 2013, as in the C tool and gensim):
 
 - frequent-token subsampling: token ``w`` with count ``c`` is kept with probability
   ``(sqrt(c / (sample * total)) + 1) * (sample * total) / c``; dropped tokens are removed
@@ -8,18 +8,21 @@ word2vec's recipe (Mikolov et al. 2013, as in the C tool and gensim), vectorised
 - dynamic window: each centre token draws ``b`` uniformly in ``1..window`` and pairs with
   the tokens at most ``b`` steps away on either side;
 - negatives drawn from the unigram distribution raised to ``ns_exponent`` (0.75);
-- plain SGD on the touched rows only (``index_add_``), learning rate decaying linearly
-  from ``alpha`` to ``min_alpha`` over all tokens of all epochs; input vectors start
-  uniform in ``±0.5 / dim``, output vectors at zero.
+- plain SGD on the touched rows only, learning rate decaying linearly from ``alpha`` to
+  ``min_alpha`` over all tokens of all epochs; input vectors start uniform in
+  ``±0.5 / dim``, output vectors at zero.
 
-A batch of walks (int tensor ``(B, L)``, ``-1`` padded) becomes (centre, context) pairs by
-shifted slices, one per offset ``d``, masked by padding and the dynamic window: no Python
-loop over tokens or pairs.
+Two backends. ``numba`` (CPU) is word2vec's own loop compiled: per walk, per position, per
+context, one SGD update with its negatives, straight from the walk matrix, in threads that
+split the walks and race on the tables (Hogwild) — see ``_sgns_walks_kernel``. ``torch``
+(any device, CUDA) vectorises a batch of walks (int tensor ``(B, L)``, ``-1`` padded) into
+(centre, context) pairs by shifted slices, one per offset ``d``, masked by padding and the
+dynamic window, and takes one summed SGD step per batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numba
@@ -195,67 +198,246 @@ def sgns_step(
     return float(-torch.nn.functional.logsigmoid(sign * score).sum(1).mean())
 
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _sgns_kernel(w_in, w_out, centres, contexts, negatives, lr0, lr1, n_chunks):  # pragma: no cover
-    # word2vec's inner loop, pair by pair: rows stay in cache and each update sees the
-    # previous ones (summed batch updates on a small vocabulary overshoot instead).
-    n_pairs, n_neg = negatives.shape
-    dim = w_in.shape[1]
-    chunk = (n_pairs + n_chunks - 1) // n_chunks
-    losses = np.zeros(n_chunks)
-    for t in prange(n_chunks):
-        grad = np.empty(dim, dtype=np.float32)
-        loss = 0.0
-        stop = min(n_pairs, (t + 1) * chunk)
-        for p in range(t * chunk, stop):
-            lr = np.float32(lr0 + (lr1 - lr0) * p / max(n_pairs, 1))
-            c = centres[p]
-            pos = contexts[p]
-            grad[:] = 0.0
-            for k in range(n_neg + 1):
-                if k == 0:
-                    target = pos
-                    label = np.float32(1.0)
-                else:
-                    target = negatives[p, k - 1]
-                    if target == pos:  # as word2vec: never push the positive away
-                        continue
-                    label = np.float32(0.0)
-                f = np.float32(0.0)
-                for j in range(dim):
-                    f += w_in[c, j] * w_out[target, j]
-                if label > 0:
-                    loss += np.log1p(np.exp(-f)) if f > -30 else -f
-                else:
-                    loss += np.log1p(np.exp(f)) if f < 30 else f
-                sig = np.float32(1.0) / (np.float32(1.0) + np.exp(-f))
-                g = (label - sig) * lr
-                for j in range(dim):
-                    grad[j] += g * w_out[target, j]
-                    w_out[target, j] += g * w_in[c, j]
-            for j in range(dim):
-                w_in[c, j] += grad[j]
-        losses[t] = loss
-    return losses.sum() / max(n_pairs, 1)
+# ---------------------------------------------------------------- CPU: word2vec's loop in numba
+#
+# The numba backend trains straight from the walk matrix, as word2vec.c and gensim do: per
+# walk, subsample into a small buffer, then per centre draw its window and train each
+# context in it with its negatives at once (word2vec.c's roles: the context's input row
+# against the centre's and the negatives' output rows), so the rows just read are still in
+# cache when they are written. Nothing is materialised per batch (no pair or negative
+# tensors), randomness comes from one xorshift64* stream per thread seeded from
+# (seed, epoch, segment, thread), and threads split the walks of a segment and update the
+# tables Hogwild (word2vec's races: only ``threads=1`` is bit-for-bit repeatable).
+
+_SIG_SIZE = 1024  # word2vec's EXP_TABLE: sigmoid and log-sigmoid on [-_MAX_EXP, _MAX_EXP]
+_MAX_EXP = 6.0
+_SEGMENT_TOKENS = 1 << 20  # walk slots per kernel call: progress and lr checkpoints
+_XS_MULT = np.uint64(0x2545F4914F6CDD1D)
 
 
-def sgns_step_numba(
-    model: SkipGram, centres: torch.Tensor, contexts: torch.Tensor, negatives: torch.Tensor,
-    lr: float, lr_next: float, threads: int,
-) -> float:
-    """word2vec's sequential SGD over the pairs (CPU tensors), updating ``model`` in place.
+def sigmoid_tables(size: int = _SIG_SIZE, max_exp: float = _MAX_EXP
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(sigmoid, log_sigmoid)`` at the centres of ``size`` bins on ``[-max_exp, max_exp]``
+    (float32), word2vec's lookup instead of an ``exp`` per dot product."""
+    x = (np.arange(size, dtype=np.float64) + 0.5) / size * 2 * max_exp - max_exp
+    sig = 1.0 / (1.0 + np.exp(-x))
+    return sig.astype(np.float32), np.log(sig).astype(np.float32)
 
-    The learning rate moves linearly from ``lr`` to ``lr_next`` across the pairs. With
-    ``threads > 1`` the pairs are split in ``threads`` contiguous chunks trained Hogwild.
+
+def alias_table(counts: np.ndarray, exponent: float) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table of ``counts ** exponent`` (ids with count 0 never drawn).
+
+    Returns ``(prob, alias)``: draw a uniform bucket ``j`` and a uniform ``u`` in [0, 1);
+    the id is ``j`` if ``u < prob[j]`` else ``alias[j]``. Two arrays of the vocabulary's
+    size stay in cache, unlike a unigram table of millions of entries.
     """
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    return float(
-        _sgns_kernel(
-            model.w_in.data.numpy(), model.w_out.data.numpy(),
-            centres.numpy(), contexts.numpy(), negatives.numpy(),
-            float(lr), float(lr_next), max(1, threads),
-        )
-    )
+    c = np.asarray(counts, dtype=np.float64)
+    p = np.where(c > 0, c, 0.0) ** exponent
+    if p.sum() <= 0:
+        raise ValueError("no token has a positive count")
+    return _alias_build(p / p.sum() * len(p))
+
+
+@njit(cache=True)
+def _alias_build(scaled):  # pragma: no cover - compiled
+    # Vose's method: pair each under-full bucket with an over-full id that tops it up.
+    n = len(scaled)
+    prob = np.ones(n, dtype=np.float64)
+    alias = np.arange(n).astype(np.int32)
+    rest = scaled.copy()
+    small = np.empty(n, dtype=np.int64)
+    large = np.empty(n, dtype=np.int64)
+    ns = 0
+    nl = 0
+    for i in range(n):
+        if rest[i] < 1.0:
+            small[ns] = i
+            ns += 1
+        else:
+            large[nl] = i
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        g = large[nl - 1]
+        prob[s] = rest[s]
+        alias[s] = g
+        rest[g] = (rest[g] + rest[s]) - 1.0
+        if rest[g] < 1.0:
+            nl -= 1
+            small[ns] = g
+            ns += 1
+    # Leftovers are full buckets up to rounding; an id with zero weight must never be
+    # drawn, so a zero-weight leftover (only rounding put it there) points to a drawable id.
+    for k in range(ns):
+        prob[small[k]] = 1.0
+    out = prob.astype(np.float32)
+    for i in range(n):
+        if scaled[i] <= 0 and out[i] >= 1.0:
+            j = 0
+            while scaled[j] <= 0:
+                j += 1
+            out[i] = 0.0
+            alias[i] = j
+    return out, alias
+
+
+@njit(cache=True, inline="always")
+def _xorshift(x):  # pragma: no cover - compiled
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    return x
+
+
+@njit(cache=True, inline="always")
+def _uniform24(r):  # pragma: no cover - compiled
+    # top 24 bits of a 64-bit draw as a float32 in [0, 1)
+    return np.float32(r >> np.uint64(40)) * np.float32(1.0 / (1 << 24))
+
+
+@njit(cache=True, inline="always")
+def _alias_draw(x, prob, alias):  # pragma: no cover - compiled
+    # One 64-bit draw: high half picks the bucket, low 24 bits the coin.
+    x = _xorshift(x)
+    r = x * _XS_MULT
+    j = np.int64(((r >> np.uint64(32)) * np.uint64(len(prob))) >> np.uint64(32))
+    u = np.float32(r & np.uint64(0xFFFFFF)) * np.float32(1.0 / (1 << 24))
+    if u < prob[j]:
+        return x, j
+    return x, np.int64(alias[j])
+
+
+@njit(cache=True)
+def alias_sample(prob, alias, n, state):  # pragma: no cover - compiled
+    """``n`` ids drawn with the kernel's own sampler (for tests)."""
+    out = np.empty(n, dtype=np.int64)
+    x = np.uint64(state)
+    for i in range(n):
+        x, out[i] = _alias_draw(x, prob, alias)
+    return out
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True, error_model="numpy")
+def _sgns_walks_kernel(w_in, w_out, walks, order, keep, neg_prob, neg_alias, sig, logsig,
+                       window, negative, alpha, min_alpha, done, total, states
+                       ):  # pragma: no cover - compiled
+    """Train the walks ``order`` (rows of ``walks``) in ``len(states)`` Hogwild chunks.
+
+    ``done``: walk tokens trained before this call, ``total``: all tokens of the run; the
+    learning rate falls linearly with (estimated) global progress. Returns per chunk
+    ``(loss sum, pairs)``; ``states`` is left at each chunk's final RNG state.
+    """
+    n_chunks = len(states)
+    n = len(order)
+    length = walks.shape[1]
+    dim = w_in.shape[1]
+    chunk = (n + n_chunks - 1) // n_chunks
+    seg_tokens = 0
+    for i in range(n):
+        for p in range(length):
+            seg_tokens += walks[order[i], p] >= 0
+    losses = np.zeros(n_chunks)
+    pairs = np.zeros(n_chunks, dtype=np.int64)
+    table_scale = np.float32(len(sig) / (2 * _MAX_EXP))
+    max_exp = np.float32(_MAX_EXP)
+    n_table = len(sig)
+    for t in prange(n_chunks):
+        lo = t * chunk
+        hi = min(n, lo + chunk)
+        own = 0
+        for i in range(lo, hi):
+            for p in range(length):
+                own += walks[order[i], p] >= 0
+        # This thread trains `own` of the segment's tokens while the others train the
+        # rest at about the same pace: its progress stands for the segment's.
+        scale = seg_tokens / max(own, 1)
+        x = states[t]
+        sent = np.empty(length, dtype=np.int64)
+        grad = np.empty(dim, dtype=np.float32)
+        mine = 0
+        loss = 0.0
+        n_pairs = 0
+        for i in range(lo, hi):
+            row = walks[order[i]]
+            m = 0
+            raw = 0
+            for p in range(length):
+                w = row[p]
+                if w < 0:
+                    continue
+                raw += 1
+                k = keep[w]
+                if k < 1.0:
+                    x = _xorshift(x)
+                    if _uniform24(x * _XS_MULT) >= k:
+                        continue
+                sent[m] = w
+                m += 1
+            frac = min(1.0, (done + mine * scale) / total)
+            lr = np.float32(alpha - (alpha - min_alpha) * frac)
+            mine += raw
+            for p in range(m):
+                x = _xorshift(x)
+                b = window - np.int64((x * _XS_MULT) >> np.uint64(33)) % window
+                o = sent[p]  # the centre: positive output row of every pair here
+                for q in range(max(0, p - b), min(m, p + b + 1)):
+                    if q == p:
+                        continue
+                    h = w_in[sent[q]]  # the context's input row, as word2vec.c's l1
+                    n_pairs += 1
+                    for j in range(dim):
+                        grad[j] = 0.0
+                    for d in range(negative + 1):
+                        if d == 0:
+                            target = o
+                        else:
+                            x, target = _alias_draw(x, neg_prob, neg_alias)
+                            if target == o:  # as word2vec: never push the positive away
+                                continue
+                        v = w_out[target]
+                        f = np.float32(0.0)
+                        for j in range(dim):
+                            f += h[j] * v[j]
+                        # score for the label: f for the positive, -f for a negative
+                        s = f if d == 0 else -f
+                        if s >= max_exp:
+                            e = np.float32(1.0)  # sigmoid(s) ~ 1: no gradient, no loss
+                            ls = np.float32(0.0)
+                        elif s <= -max_exp:
+                            e = np.float32(0.0)
+                            ls = s
+                        else:
+                            idx = min(int((s + max_exp) * table_scale), n_table - 1)
+                            e = sig[idx]
+                            ls = logsig[idx]
+                        loss -= ls
+                        # word2vec's g = (label - sigmoid(f)) * lr = +-(1 - sigmoid(s)) * lr
+                        g = (np.float32(1.0) - e) * lr
+                        if d > 0:
+                            g = -g
+                        for j in range(dim):
+                            grad[j] += g * v[j]
+                            v[j] += g * h[j]
+                    for j in range(dim):
+                        h[j] += grad[j]
+        states[t] = x
+        losses[t] = loss
+        pairs[t] = n_pairs
+    return losses, pairs
+
+
+def _stream_states(seed: int, epoch: int, segment: int, n: int) -> np.ndarray:
+    """``n`` non-zero xorshift states from (seed, epoch, segment, index) by splitmix64."""
+    mask = (1 << 64) - 1
+    out = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        z = (int(seed) * 0x9E3779B97F4A7C15 + int(epoch) * 0xBF58476D1CE4E5B9
+             + int(segment) * 0x94D049BB133111EB + (i + 1) * 0xD6E8FEB86659FD93) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out[i] = (z ^ (z >> 31)) or 1
+    return out
 
 
 @dataclass
@@ -270,6 +452,69 @@ class SkipGramResult:
     def vectors(self) -> np.ndarray:
         """Node vectors, float32 ``(num_nodes, dim)``; rows of unseen nodes stay random."""
         return self.model.w_in.detach().cpu().numpy().copy()
+
+
+def _numba_epochs(model: SkipGram, walks: np.ndarray, counts: np.ndarray,
+                  cfg: SkipGramConfig, threads: int, total: int
+                  ) -> Callable[[int], Iterator[tuple[float, int]]]:
+    """``run_epoch`` of the CPU backend: the numba kernel over segments of shuffled walks."""
+    walks = np.ascontiguousarray(walks, dtype=np.int32)
+    keep = keep_probabilities(counts, cfg.sample).numpy()
+    neg_prob, neg_alias = alias_table(counts, cfg.ns_exponent)
+    sig, logsig = sigmoid_tables()
+    w_in, w_out = model.w_in.data.numpy(), model.w_out.data.numpy()
+    tokens_per_epoch = int(counts.sum())
+    # Segments depend on the walk matrix only, so a one-thread run draws the same streams
+    # whatever the machine; each is one kernel call (one progress update).
+    per_segment = max(1, _SEGMENT_TOKENS // max(walks.shape[1], 1))
+    n = walks.shape[0]
+
+    def run_epoch(epoch: int) -> Iterator[tuple[float, int]]:
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        g = epoch_generator(cfg.seed, epoch)
+        order = torch.randperm(n, generator=g).numpy()
+        done = tokens_per_epoch * epoch
+        for k, s in enumerate(range(0, n, per_segment)):
+            part = order[s : s + per_segment]
+            states = _stream_states(cfg.seed, epoch, k, max(1, threads))
+            losses, pairs = _sgns_walks_kernel(
+                w_in, w_out, walks, part, keep, neg_prob, neg_alias, sig, logsig,
+                cfg.window, cfg.negative, cfg.alpha, cfg.min_alpha, done, total, states)
+            raw = int((walks[part] >= 0).sum())
+            done += raw
+            yield float(losses.sum()) / max(int(pairs.sum()), 1), raw
+
+    return run_epoch
+
+
+def _torch_epochs(model: SkipGram, walks_t: torch.Tensor, counts: np.ndarray,
+                  cfg: SkipGramConfig, device: torch.device, total: int
+                  ) -> Callable[[int], Iterator[tuple[float, int]]]:
+    """``run_epoch`` of the torch backend: tensor-built pairs, batched SGD steps."""
+    keep_prob = keep_probabilities(counts, cfg.sample).to(device)
+    sampler = NegativeSampler(counts, cfg.ns_exponent, device)
+    n = walks_t.shape[0]
+    tokens_per_epoch = int(counts.sum())
+
+    def run_epoch(epoch: int) -> Iterator[tuple[float, int]]:
+        g = epoch_generator(cfg.seed, epoch, device)
+        order = torch.randperm(n, generator=g, device=device)
+        done = tokens_per_epoch * epoch
+        for s in range(0, n, cfg.batch_walks):
+            batch = walks_t[order[s : s + cfg.batch_walks]]
+            raw_tokens = int((batch >= 0).sum())
+            lr = max(cfg.alpha - (cfg.alpha - cfg.min_alpha) * done / total, cfg.min_alpha)
+            done += raw_tokens
+            if cfg.sample > 0:
+                batch = subsample(batch, keep_prob, g)
+            c, o = pairs_from_walks(batch, cfg.window, generator=g)
+            if len(c) == 0:
+                yield 0.0, raw_tokens
+                continue
+            neg = sampler.draw((len(c), cfg.negative), g)
+            yield sgns_step(model, c, o, neg, lr), raw_tokens
+
+    return run_epoch
 
 
 def train_skipgram(
@@ -300,8 +545,6 @@ def train_skipgram(
         raise ValueError("walk token out of range of num_nodes")
     walks_t = walks_t.to(device)
     counts = token_counts(walks_t.cpu(), num_nodes)
-    keep_prob = keep_probabilities(counts, cfg.sample).to(device)
-    sampler = NegativeSampler(counts, cfg.ns_exponent, device)
     init_g = torch.Generator().manual_seed(cfg.seed)
     model = SkipGram(num_nodes, cfg.dim, init_g).to(device)
 
@@ -310,45 +553,14 @@ def train_skipgram(
         backend = "numba" if device.type == "cpu" else "torch"
     if backend == "numba" and device.type != "cpu":
         raise ValueError("the numba backend runs on CPU only")
-    torch_threads = torch.get_num_threads()
-    threads = cfg.threads or torch_threads
+    threads = cfg.threads or torch.get_num_threads()
 
-    n = walks_t.shape[0]
     tokens_per_epoch = int(counts.sum())
     total = max(tokens_per_epoch * loop.epochs, 1)
-
-    def run_epoch(epoch: int) -> Iterator[tuple[float, int]]:
-        if backend == "numba":
-            # Batch preparation works on tensors of a few 10k entries, where OpenMP
-            # threads cost more than they save; the numba kernel has its own threads.
-            torch.set_num_threads(1)
-        try:
-            yield from _epoch(epoch)
-        finally:
-            torch.set_num_threads(torch_threads)
-
-    def _epoch(epoch: int) -> Iterator[tuple[float, int]]:
-        g = epoch_generator(cfg.seed, epoch, device)
-        order = torch.randperm(n, generator=g, device=device)
-        done = tokens_per_epoch * epoch
-        for s in range(0, n, cfg.batch_walks):
-            batch = walks_t[order[s : s + cfg.batch_walks]]
-            raw_tokens = int((batch >= 0).sum())
-            lr = max(cfg.alpha - (cfg.alpha - cfg.min_alpha) * done / total, cfg.min_alpha)
-            done += raw_tokens
-            lr_next = max(cfg.alpha - (cfg.alpha - cfg.min_alpha) * done / total, cfg.min_alpha)
-            if cfg.sample > 0:
-                batch = subsample(batch, keep_prob, g)
-            c, o = pairs_from_walks(batch, cfg.window, generator=g)
-            if len(c) == 0:
-                yield 0.0, raw_tokens
-                continue
-            neg = sampler.draw((len(c), cfg.negative), g)
-            if backend == "numba":
-                loss = sgns_step_numba(model, c, o, neg, lr, lr_next, threads)
-            else:
-                loss = sgns_step(model, c, o, neg, lr)
-            yield loss, raw_tokens
+    if backend == "numba":
+        run_epoch = _numba_epochs(model, walks_t.numpy(), counts, cfg, threads, total)
+    else:
+        run_epoch = _torch_epochs(model, walks_t, counts, cfg, device, total)
 
     val = None if validate is None else (lambda: validate(model.w_in))
     result = fit(model, run_epoch, loop, optimizer=None, validate=val)
