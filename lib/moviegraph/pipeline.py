@@ -21,6 +21,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from moviegraph.config import Config
+from moviegraph.deltalog import versions_equivalent
+from moviegraph.lock import PipelineLockedError
 from moviegraph.runs import input_versions, new_run_id, record_stage
 from moviegraph.stages import STAGES, _data_dir, input_folder
 from moviegraph.tables import TableError, Warehouse
@@ -43,10 +45,6 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
 OPTIONAL_INPUTS = {"user_embeddings"}
 # Per stage, further inputs it can do without (evaluate: no walks or graph for cbow / mf).
 STAGE_OPTIONAL_INPUTS = {"evaluate": {"history", "walks", "vertices", "edges"}}
-
-
-class PipelineLockedError(RuntimeError):
-    """Another pipeline holds the warehouse."""
 
 
 class WarehouseLock:
@@ -189,11 +187,16 @@ def is_up_to_date(wh: Warehouse, stage: str, config_hash: str,
     if not last:
         return None
     row = last[0]
-    if row["config_hash"] != config_hash or dict(row["inputs"]) != inputs:
+    # Versions that differ only by maintain's compactions hold the same rows: unchanged.
+    recorded, outputs = dict(row["inputs"]), dict(row["outputs"] or {})
+    paths = {t: wh.path(t) for t in {*recorded, *outputs}}
+    if row["config_hash"] != config_hash or not versions_equivalent(
+            wh.spark, paths, recorded, inputs):
         return None
-    for table, version in (row["outputs"] or {}).items():
-        if wh.version(table) != version:
-            return None
+    current = {table: wh.version(table) for table in outputs}
+    if any(v is None for v in current.values()) or not versions_equivalent(
+            wh.spark, paths, outputs, current):
+        return None
     return row["run_id"]
 
 

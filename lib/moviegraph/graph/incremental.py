@@ -10,7 +10,8 @@ new pairs inserted). The result equals a full recount; the integration test chec
 row for row.
 
 The added ratings are found in ``ratings``' Delta log: the ``add`` actions of the commits
-after the version the last successful pairs run read. Anything but plain appends in
+after the version the last successful pairs run read (``maintain``'s compactions in
+between add no rows and are skipped; see ``moviegraph.deltalog``). Anything but plain appends in
 between (overwrite, delete, restore, schema change), a changed pairs config, outputs
 changed since that run, ``pairs.ratings = ranking_train`` (appends move older ratings
 into the held-out part) or a ``max_items_per_user`` cap (samples a user's whole list)
@@ -32,7 +33,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from moviegraph import fs
 from moviegraph.config import PairsConfig
+from moviegraph.deltalog import (
+    LogGapError,
+    commit_actions,
+    data_equivalent_version,
+    is_maintenance,
+    same_data,
+    within_time_travel_window,
+)
 from moviegraph.graph import pairs as P
 from moviegraph.graph.kernels import LOW_MASK, SHIFT, chunk_bounds, encode_pairs
 from moviegraph.tables import SCHEMAS, Warehouse
@@ -113,34 +123,25 @@ def iter_cross_pair_counts(a_ptr: np.ndarray, a_items: np.ndarray, b_ptr: np.nda
 # ------------------------------------------------------------------------ Delta log
 
 
-def _read_text(spark: SparkSession, path: str) -> str | None:
-    """A small file's text through the Hadoop FS (any warehouse URI); None when absent."""
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if not fs.exists(hpath):
-        return None
-    stream = fs.open(hpath)
-    try:
-        return bytes(stream.readAllBytes()).decode()
-    finally:
-        stream.close()
-
-
 def appended_files(spark: SparkSession, table_path: str, after: int,
                    upto: int) -> tuple[list[str], int, str]:
     """Data files added by commits ``after+1 .. upto`` of a Delta table, if all are appends.
 
     Returns ``(absolute file paths, rows in them, reason)``; ``reason`` is non-empty (and
     the lists empty) when some commit is not a plain append or its log entry is gone.
+    Maintenance commits (``maintain``'s OPTIMIZE) are skipped: they add no rows, and the
+    appended files they compacted stay on storage while the pairs run that precedes them
+    is the latest (``maintain`` keeps the files of every version the runs table names).
     """
     files: list[str] = []
     rows = 0
     for version in range(after + 1, upto + 1):
-        text = _read_text(spark, f"{table_path}/_delta_log/{version:020d}.json")
-        if text is None:
+        try:
+            actions = commit_actions(spark, table_path, version)
+        except LogGapError:
             return [], 0, f"the Delta log entry of ratings v{version} is gone (log cleanup)"
-        actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if is_maintenance(actions):
+            continue  # maintain's compaction: same rows, nothing appended
         kinds = {k for action in actions for k in action}
         info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
         operation = info.get("operation", "?")
@@ -185,7 +186,9 @@ def plan_incremental(spark: SparkSession, wh: Warehouse, pc: PairsConfig, config
         plan.reason = f"the pairs config changed since run {prev['run_id']}"
         return plan
     for table in ("item_counts", "pair_counts"):
-        if table not in plan.outputs or wh.version(table) != plan.outputs[table]:
+        current = wh.version(table)
+        if (table not in plan.outputs or current is None
+                or not same_data(spark, wh.path(table), plan.outputs[table], current)):
             plan.reason = f"{table} changed since run {prev['run_id']} wrote it"
             return plan
     rows = dict(prev["rows"] or {})
@@ -194,16 +197,28 @@ def plan_incremental(spark: SparkSession, wh: Warehouse, pc: PairsConfig, config
         plan.reason = f"run {prev['run_id']} recorded no pair total or ratings version"
         return plan
     plan.previous_pairs = int(rows["pairs_counted"])
-    plan.from_version = int(inputs["ratings"])
+    # The newest version with the same rows as the one the last run read: compacted
+    # files when maintain ran since (the same rows either way).
+    plan.from_version = data_equivalent_version(spark, wh.path("ratings"),
+                                                int(inputs["ratings"]), ratings_version)
     if plan.from_version >= ratings_version:
         plan.reason = (f"ratings unchanged since run {prev['run_id']} (v{plan.from_version}); "
                        "a forced rerun recounts")
+        return plan
+    # Delta refuses to read a version older than the table's deleted-file retention
+    # (and VACUUM may have removed its files): recount rather than fail.
+    if not within_time_travel_window(spark, wh.path("ratings"), plan.from_version):
+        plan.reason = (f"ratings v{plan.from_version} (read by run {prev['run_id']}) is "
+                       "outside the table's time-travel window "
+                       "(delta.deletedFileRetentionDuration, see maintain.retain_hours)")
         return plan
     files, added, reason = appended_files(spark, wh.path("ratings"), plan.from_version,
                                           ratings_version)
     plan.files, plan.added_rows, plan.reason = files, added, reason
     if not reason and not files:
         plan.reason = "the appended commits added no data files"
+    elif not reason and not all(fs.exists(spark, f) for f in files):
+        plan.files, plan.reason = [], "appended files were compacted and vacuumed since"
     return plan
 
 
