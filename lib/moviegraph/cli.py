@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG if exc.code else EXIT_OK
     from moviegraph import pipeline
     from moviegraph.errors import InputError
+    from moviegraph.lock import PipelineLockedError
     from moviegraph.tables import TableError
 
     started = time.time()
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except TableError as exc:
         print(f"missing table: {exc}", file=sys.stderr)
         return EXIT_TABLE
-    except pipeline.PipelineLockedError as exc:
+    except PipelineLockedError as exc:
         print(f"locked: {exc}", file=sys.stderr)
         return EXIT_LOCKED
     except ConfigError as exc:

@@ -46,6 +46,18 @@ def size(spark: SparkSession, path: str) -> int:
     return int(fs.getFileStatus(hpath).getLen())
 
 
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """A small file's text through the Hadoop FS (any warehouse URI); None when absent."""
+    fs, hpath = _fs_path(spark, path)
+    if not fs.exists(hpath):
+        return None
+    stream = fs.open(hpath)
+    try:
+        return bytes(stream.readAllBytes()).decode()
+    finally:
+        stream.close()
+
+
 def read_bytes(spark: SparkSession, path: str) -> bytes:
     """Whole content of a small file (catalogues), read through Spark's binaryFile source."""
     row = spark.read.format("binaryFile").load(path).select("content").first()

@@ -6,128 +6,24 @@ config hash (of the config sections its output depends on), read the same input 
 versions, and its output tables are still at the versions it wrote; ``--force`` runs it
 anyway.
 Outputs are deterministic, so a re-run after a failure gives what an uninterrupted run
-would have. One pipeline at a time per warehouse: a lock file in the warehouse root,
-created atomically; a second run fails at once with a clear message (exit code 5).
+would have. One pipeline at a time per warehouse: a lease with a heartbeat and an expiry
+in the warehouse root (:mod:`moviegraph.lock`); a second run fails at once with a clear
+message (exit code 5), and a dead run's lease is taken over from any host once expired.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 import time
-from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from moviegraph.config import Config, ConfigError
+from moviegraph.deltalog import versions_equivalent
+from moviegraph.lock import open_lease
 from moviegraph.runs import input_versions, new_run_id, record_stage
-from moviegraph.stages import JOBS, STAGES, Stage
+from moviegraph.stages import JOBS, STAGES, STANDALONE, Stage, stage
 from moviegraph.tables import Warehouse
-
-
-class PipelineLockedError(RuntimeError):
-    """Another pipeline holds the warehouse."""
-
-
-class WarehouseLock:
-    """An exclusive lock file ``<root>/_moviegraph.lock`` (atomic create-if-absent).
-
-    A lock left by a killed run on this host (its process is gone) is taken over; a lock
-    held elsewhere must be removed by hand once that run is known to be dead.
-    """
-
-    def __init__(self, spark: SparkSession, root: str, run_id: str) -> None:
-        jvm: Any = spark.sparkContext._jvm
-        jsc: Any = spark.sparkContext._jsc
-        self._path = jvm.org.apache.hadoop.fs.Path(f"{root}/_moviegraph.lock")
-        self._fs = self._path.getFileSystem(jsc.hadoopConfiguration())
-        self._fs.mkdirs(self._path.getParent())
-        self.owner = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
-                      "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        # Hadoop's local create(overwrite=False) checks, then opens: not atomic (two runs
-        # started together could both "win"). Local warehouses use O_EXCL instead.
-        self._local = (self._path.toUri().getPath()
-                       if self._fs.getScheme() == "file" else None)
-
-    def _create(self) -> bool:
-        """Create the lock file holding ``owner``; False when it already exists."""
-        data = json.dumps(self.owner).encode()
-        if self._local is not None:
-            try:
-                fd = os.open(self._local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            return True
-        try:
-            out = self._fs.create(self._path, False)
-        except Exception as exc:  # py4j: FileAlreadyExistsException
-            if "FileAlreadyExists" not in str(exc) and "already exists" not in str(exc):
-                raise
-            return False
-        try:
-            out.write(data)
-        finally:
-            out.close()
-        return True
-
-    def _holder(self) -> dict:
-        if self._local is not None:
-            try:
-                with open(self._local, "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                data = b""
-            try:
-                return json.loads(data.decode() or "{}")
-            except ValueError:
-                return {}
-        stream = self._fs.open(self._path)
-        try:
-            data = bytes(stream.readAllBytes()) if hasattr(stream, "readAllBytes") else b""
-        finally:
-            stream.close()
-        try:
-            return json.loads(data.decode() or "{}")
-        except ValueError:
-            return {}
-
-    def _holder_is_dead(self, holder: dict) -> bool:
-        if holder.get("host") != socket.gethostname() or "pid" not in holder:
-            return False
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
-    def acquire(self) -> None:
-        """Take the lock or raise PipelineLockedError naming the holder."""
-        for _ in range(2):
-            if self._create():
-                return
-            holder = self._holder()
-            if self._holder_is_dead(holder):
-                self._fs.delete(self._path, False)
-                continue
-            raise PipelineLockedError(
-                f"warehouse {self._path.getParent()} is in use by run "
-                f"{holder.get('run_id', '?')} (host {holder.get('host', '?')}, pid "
-                f"{holder.get('pid', '?')}, since {holder.get('since', '?')}); retry "
-                f"later, or delete {self._path} if that run is dead")
-        raise PipelineLockedError(f"could not take {self._path}")
-
-    def release(self) -> None:
-        """Remove the lock if it is still ours."""
-        if self._fs.exists(self._path) and self._holder().get("run_id") == self.owner["run_id"]:
-            self._fs.delete(self._path, False)
 
 
 def current_inputs(spark: SparkSession, cfg: Config, wh: Warehouse, stage: Stage) -> dict[str, int]:
@@ -153,20 +49,25 @@ def is_up_to_date(wh: Warehouse, stage: str, config_hash: str,
     if not last:
         return None
     row = last[0]
-    if row["config_hash"] != config_hash or dict(row["inputs"]) != inputs:
+    # Versions that differ only by maintain's compactions hold the same rows: unchanged.
+    recorded, outputs = dict(row["inputs"]), dict(row["outputs"] or {})
+    paths = {t: wh.path(t) for t in {*recorded, *outputs}}
+    if row["config_hash"] != config_hash or not versions_equivalent(
+            wh.spark, paths, recorded, inputs):
         return None
-    for table, version in (row["outputs"] or {}).items():
-        if wh.version(table) != version:
-            return None
+    found = {table: wh.version(table) for table in outputs}
+    current = {table: v for table, v in found.items() if v is not None}
+    if len(current) < len(found) or not versions_equivalent(wh.spark, paths, outputs, current):
+        return None
     return row["run_id"]
 
 
 def run_stage(name: str, spark: SparkSession, cfg: Config, wh: Warehouse, run_id: str,
               force: bool = False) -> bool:
     """Run one stage (unless up to date); return True when it ran."""
-    stage = STAGES[name]
-    config_hash = cfg.section_hash(*stage.sections)
-    inputs = current_inputs(spark, cfg, wh, stage)
+    spec = stage(name)
+    config_hash = cfg.section_hash(*spec.sections)
+    inputs = current_inputs(spark, cfg, wh, spec)
     if not force:
         previous = is_up_to_date(wh, name, config_hash, inputs)
         if previous:
@@ -177,7 +78,7 @@ def run_stage(name: str, spark: SparkSession, cfg: Config, wh: Warehouse, run_id
     t0 = time.time()
     with record_stage(wh, name, config_hash, run_id) as run:
         run.inputs.update(inputs)
-        summary = stage.run(spark, cfg, wh, run)
+        summary = spec.run(spark, cfg, wh, run)
     rows = ", ".join(f"{k}={v:,}" for k, v in run.rows.items())
     print(f"[stage] {name} done in {time.time() - t0:.1f}s ({rows})", flush=True)
     if summary:
@@ -206,7 +107,7 @@ def run_job(job: str, cfg: Config, quiet: bool = False, force: bool = False,
     if action is not None:
         action(cfg, quiet)
         return
-    if job != "pipeline" and job not in STAGES:
+    if job != "pipeline" and job not in STAGES and job not in STANDALONE:
         raise ConfigError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
     names = stage_slice(start, until) if job == "pipeline" else [job]
     from moviegraph.session import build_session
@@ -214,10 +115,11 @@ def run_job(job: str, cfg: Config, quiet: bool = False, force: bool = False,
     spark = build_session(cfg.spark, job)
     wh = Warehouse(spark, cfg.warehouse.root)
     run_id = new_run_id()
-    lock = WarehouseLock(spark, wh.root, run_id)
-    lock.acquire()
+    lease = open_lease(spark, wh.root, run_id, cfg.pipeline)
+    lease.acquire()
     try:
         for name in names:
+            lease.check()  # a run whose lease was taken over stops before the next stage
             run_stage(name, spark, cfg, wh, run_id, force=force)
     finally:
-        lock.release()
+        lease.release()

@@ -18,7 +18,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import types as T
 
+from moviegraph import fs
 from moviegraph.config import PROJECT_ROOT
+from moviegraph.deltalog import is_maintenance_commit
 
 SCHEMAS: dict[str, T.StructType] = {
     "ratings": T.StructType([
@@ -207,7 +209,7 @@ class Warehouse:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(name))
-        return self._latest(name)
+        return self.latest_version(name)
     def read_arrow(self, name: str, columns: list[str] | None = None,
                    version: int | None = None) -> pa.Table:
         """The whole table (at ``version``, default the latest) as Arrow on the driver.
@@ -233,7 +235,7 @@ class Warehouse:
             return self.write(name, df, mode="overwrite")
         (self.conform(name, df).write.format("delta").mode("overwrite")
          .option("replaceWhere", condition).save(self.path(name)))
-        return self._latest(name)
+        return self.latest_version(name)
 
     def merge_add(self, name: str, increments: DataFrame, keys: tuple[str, ...],
                   column: str = "n") -> int:
@@ -245,16 +247,17 @@ class Warehouse:
          .whenMatchedUpdate(set={column: f"t.{column} + s.{column}"})
          .whenNotMatchedInsertAll()
          .execute())
-        return self._latest(name)
+        return self.latest_version(name)
 
     def appended_files(self, name: str, after: int, upto: int) -> Appended:
         """The data files commits ``after+1 .. upto`` of ``name`` added, when every one of
-        them is a plain append (in the Delta history: a WRITE in Append mode).
+        them is a plain append (in the Delta history: a WRITE in Append mode) or a
+        maintenance commit (``maintain``'s compactions and retention settings: same rows).
 
         Otherwise ``reason`` says why and the file list is empty: a commit that is not a
-        plain append, or history that can no longer be read (log cleanup). The files are
-        the difference of the two versions' file lists; ``rows`` sums the appends'
-        ``numOutputRows``.
+        plain append, history that can no longer be read (log cleanup), or appended files
+        since compacted and vacuumed. An append's files are the difference of its version's
+        file list and the previous one's; ``rows`` sums the appends' ``numOutputRows``.
         """
         try:
             history = {int(r["version"]): r for r in
@@ -263,32 +266,38 @@ class Warehouse:
                        .select("version", "operation", "operationParameters",
                                "operationMetrics").collect()}
             rows = 0
+            files: list[str] = []
             for version in range(after + 1, upto + 1):
                 commit = history.get(version)
                 if commit is None:
                     return Appended(reason=f"the history of {name} v{version} is gone "
                                            "(log cleanup)")
                 operation = commit["operation"]
-                mode = (commit["operationParameters"] or {}).get("mode", "?")
+                params = commit["operationParameters"] or {}
+                if is_maintenance_commit(operation, params):
+                    continue
+                mode = params.get("mode", "?")
                 if operation != "WRITE" or mode != "Append":
                     return Appended(reason=f"{name} v{version} is a {operation} ({mode}), "
                                            "not a plain append")
                 rows += int((commit["operationMetrics"] or {}).get("numOutputRows", 0))
-            before = {_local_path(f) for f in self.read(name, after).inputFiles()}
-            files = sorted(f for f in map(_local_path, self.read(name, upto).inputFiles())
-                           if f not in before)
+                before = set(self.read(name, version - 1).inputFiles())
+                files += [f for f in self.read(name, version).inputFiles() if f not in before]
         except Exception as exc:  # py4j: the log between the versions cannot be read
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             return Appended(reason=f"the history of {name} v{after}..v{upto} cannot be read "
                                    f"({type(exc).__name__}: {first})")
-        return Appended(files=files, rows=rows)
+        if not all(fs.exists(self.spark, f) for f in files):
+            return Appended(reason="appended files were compacted and vacuumed since")
+        return Appended(files=sorted(map(_local_path, files)), rows=rows)
 
     def read_files(self, name: str, files: list[str]) -> DataFrame:
         """The rows of some of ``name``'s data files (e.g. :meth:`appended_files`), read
         with the table's schema."""
         return self.spark.read.schema(SCHEMAS[name]).parquet(*files)
 
-    def _latest(self, name: str) -> int:
+    def latest_version(self, name: str) -> int:
+        """Latest committed version of ``name``, which must exist."""
         version = self.version(name)
         assert version is not None
         return version

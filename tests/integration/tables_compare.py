@@ -91,3 +91,16 @@ def assert_warehouse_intact(root: Path) -> list[str]:
         table.to_pyarrow_table()
         names.append(table_dir.name)
     return names
+
+
+def lease_state(root: Path):
+    """The warehouse lease under ``root`` as a :class:`moviegraph.lock.LeaseState`."""
+    from moviegraph.lock import LOCK_DIR, LocalStore, read_state
+
+    return read_state(LocalStore(str(Path(root) / LOCK_DIR)), 600.0)
+
+
+def lease_given_back(root: Path) -> bool:
+    """True when the last run under ``root`` released the warehouse lease."""
+    state = lease_state(root)
+    return state.epoch > 0 and state.released

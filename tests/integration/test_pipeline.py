@@ -1,4 +1,4 @@
-"""Pipeline mechanics: skip when unchanged, --force, slices, the warehouse lock."""
+"""Pipeline mechanics: skip when unchanged, --force, slices (the lease: tests/unit/test_lock.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 from moviegraph import config
 from moviegraph.config import ConfigError
 from moviegraph.pipeline import (
-    PipelineLockedError,
-    WarehouseLock,
     is_up_to_date,
     run_stage,
     stage_slice,
@@ -74,30 +72,3 @@ def test_slices():
         stage_slice("nope", None)
     with pytest.raises(ConfigError, match="comes after"):
         stage_slice("walks", "pairs")
-
-
-def test_second_pipeline_on_the_same_warehouse_is_refused(spark, tmp_path):
-    root = str(tmp_path / "wh")
-    first = WarehouseLock(spark, root, "run-1")
-    first.acquire()
-    try:
-        with pytest.raises(PipelineLockedError, match="in use by run run-1"):
-            WarehouseLock(spark, root, "run-2").acquire()
-    finally:
-        first.release()
-    second = WarehouseLock(spark, root, "run-2")
-    second.acquire()
-    second.release()
-
-
-def test_lock_of_a_dead_process_on_this_host_is_taken_over(spark, tmp_path):
-    root = tmp_path / "wh"
-    root.mkdir()
-    stale = WarehouseLock(spark, str(root), "dead-run")
-    stale.owner["pid"] = 2**22 + 12345  # beyond pid_max on this machine: no such process
-    stale.acquire()
-    taker = WarehouseLock(spark, str(root), "live-run")
-    taker.acquire()
-    assert json.loads((root / "_moviegraph.lock").read_text())["run_id"] == "live-run"
-    taker.release()
-    assert not (root / "_moviegraph.lock").exists()

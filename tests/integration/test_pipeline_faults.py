@@ -8,7 +8,12 @@ import subprocess
 import time
 
 from moviegraph.config import PROJECT_ROOT
-from tests.integration.tables_compare import assert_same_tables, pipeline_cmd
+from tests.integration.tables_compare import (
+    assert_same_tables,
+    lease_given_back,
+    lease_state,
+    pipeline_cmd,
+)
 
 
 def test_killed_pipeline_resumes_to_the_same_tables(small_ratings, reference_pipeline,
@@ -25,7 +30,8 @@ def test_killed_pipeline_resumes_to_the_same_tables(small_ratings, reference_pip
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert (killed / "_moviegraph.lock").exists(), "the killed run should leave its lock"
+    left = lease_state(killed)
+    assert left.epoch > 0 and not left.released, "the killed run should leave its lease"
     assert not (killed / "walks").exists()
 
     rerun = subprocess.run(pipeline_cmd(killed, small_ratings), capture_output=True,
@@ -35,4 +41,4 @@ def test_killed_pipeline_resumes_to_the_same_tables(small_ratings, reference_pip
     assert "[stage] pairs skipped" in rerun.stdout
     assert "[stage] walks done" in rerun.stdout
     assert_same_tables(killed, reference_pipeline)
-    assert not (killed / "_moviegraph.lock").exists()
+    assert lease_given_back(killed)

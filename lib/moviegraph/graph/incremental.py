@@ -11,7 +11,8 @@ row for row.
 
 The added ratings are found through ``ratings``' Delta history
 (:meth:`~moviegraph.tables.Warehouse.appended_files`): the files the commits after the
-version the last successful pairs run read added. Anything but plain appends in
+version the last successful pairs run read added (``maintain``'s compactions in between
+add no rows and are skipped). Anything but plain appends in
 between (overwrite, delete, restore, schema change), a changed pairs config, outputs
 changed since that run, ``pairs.ratings = ranking_train`` (appends move older ratings
 into the held-out part) or a ``max_items_per_user`` cap (samples a user's whole list)
@@ -28,6 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from moviegraph.config import PairsConfig
+from moviegraph.deltalog import same_data, within_time_travel_window
 from moviegraph.graph import pairs as P
 from moviegraph.tables import Warehouse, one_row
 
@@ -76,7 +78,10 @@ def plan_incremental(wh: Warehouse, pc: PairsConfig, config_hash: str,
         plan.reason = f"the pairs config changed since run {prev['run_id']}"
         return plan
     for table in ("item_counts", "pair_counts"):
-        if table not in plan.outputs or wh.version(table) != plan.outputs[table]:
+        now = wh.version(table)
+        # maintain's compactions in between keep the rows: not a change.
+        if table not in plan.outputs or now is None or not same_data(
+                wh.spark, wh.path(table), int(plan.outputs[table]), now):
             plan.reason = f"{table} changed since run {prev['run_id']} wrote it"
             return plan
     rows = dict(prev["rows"] or {})
@@ -89,6 +94,13 @@ def plan_incremental(wh: Warehouse, pc: PairsConfig, config_hash: str,
     if plan.from_version >= ratings_version:
         plan.reason = (f"ratings unchanged since run {prev['run_id']} (v{plan.from_version}); "
                        "a forced rerun recounts")
+        return plan
+    # Delta refuses to read a version older than the table's deleted-file retention
+    # (and VACUUM may have removed its files): recount rather than fail.
+    if not within_time_travel_window(wh.spark, wh.path("ratings"), plan.from_version):
+        plan.reason = (f"ratings v{plan.from_version} (read by run {prev['run_id']}) is "
+                       "outside the table's time-travel window "
+                       "(delta.deletedFileRetentionDuration, see maintain.retain_hours)")
         return plan
     appended = wh.appended_files("ratings", plan.from_version, ratings_version)
     plan.files, plan.added_rows, plan.reason = appended.files, appended.rows, appended.reason

@@ -1,13 +1,14 @@
 """The stage registry: every job of the batch, in pipeline order, with what it reads and writes.
 
 One module per stage (``ingest``, ``pairs``, ``edges``, ``walks``, ``train``, ``similar``,
-``evaluate``, ``export``) declares a :class:`Stage`: its name, the tables it reads (and
-those it can do without), the tables it writes, the config sections its output depends
-on, its command-line flags and its ``run``. ``fetch``, ``synth`` and ``pipeline`` are
-jobs without a Spark stage (:class:`Job`). Everything else is derived from
-:data:`JOBS`: the pipeline's order and skip-if-unchanged inputs (:mod:`moviegraph.pipeline`),
-the command line's subcommands and their flags (:mod:`moviegraph.cli`), and the README's
-jobs table (:func:`jobs_table`; a test keeps the README equal to it).
+``evaluate``, ``export``; ``maintain``, run on its own) declares a :class:`Stage`: its
+name, the tables it reads (and those it can do without), the tables it writes, the
+config sections its output depends on, its command-line flags and its ``run``.
+``fetch``, ``synth`` and ``pipeline`` are jobs without a Spark stage (:class:`Job`).
+Everything else is derived from :data:`JOBS`: the pipeline's order and skip-if-unchanged
+inputs (:mod:`moviegraph.pipeline`), the command line's subcommands and their flags
+(:mod:`moviegraph.cli`), and the README's jobs table (:func:`jobs_table`; a test keeps
+the README equal to it).
 
 A stage's ``run(spark, cfg, wh, run) -> summary`` takes the session, the config, the
 warehouse and its :class:`~moviegraph.runs.StageRun` (to fill with output versions, row
@@ -22,12 +23,14 @@ from moviegraph.stages.evaluate import STAGE as EVALUATE
 from moviegraph.stages.export import STAGE as EXPORT
 from moviegraph.stages.ingest import FETCH, SYNTH
 from moviegraph.stages.ingest import STAGE as INGEST
+from moviegraph.stages.maintain import STAGE as MAINTAIN
 from moviegraph.stages.pairs import STAGE as PAIRS
 from moviegraph.stages.similar import STAGE as SIMILAR
 from moviegraph.stages.train import STAGE as TRAIN
 from moviegraph.stages.walks import STAGE as WALKS
 
-__all__ = ["JOBS", "PIPELINE", "STAGES", "Flag", "Job", "Stage", "jobs_table", "writer_of"]
+__all__ = ["JOBS", "PIPELINE", "STAGES", "STANDALONE", "Flag", "Job", "Stage", "jobs_table",
+           "stage", "writer_of"]
 
 #: The Spark stages in pipeline order.
 STAGES: dict[str, Stage] = {s.name: s for s in (INGEST, PAIRS, EDGES, WALKS, TRAIN, SIMILAR,
@@ -40,8 +43,17 @@ PIPELINE = Job(
     flags=(Flag("--from", "", "first stage to run", metavar="STAGE", dest="start"),
            Flag("--until", "", "last stage to run", metavar="STAGE", dest="until")))
 
+#: Stages run on their own, never by ``pipeline``: Delta upkeep.
+STANDALONE: dict[str, Stage] = {MAINTAIN.name: MAINTAIN}
+
 #: Every job of the command line, in the README's order.
-JOBS: dict[str, Job] = {j.name: j for j in (FETCH, SYNTH, *STAGES.values(), PIPELINE)}
+JOBS: dict[str, Job] = {j.name: j for j in (FETCH, SYNTH, *STAGES.values(), PIPELINE,
+                                            *STANDALONE.values())}
+
+
+def stage(name: str) -> Stage:
+    """The Spark stage ``name``, in the pipeline or standalone (KeyError when none)."""
+    return STAGES[name] if name in STAGES else STANDALONE[name]
 
 
 def writer_of(table: str) -> Stage:
