@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from moviegraph.config import Config
 from moviegraph.runs import input_versions, new_run_id, record_stage
+from moviegraph.sources.ingest import check_input_folder
 from moviegraph.stages import STAGES, _data_dir, input_folder
 from moviegraph.tables import TableError, Warehouse
 
@@ -149,6 +150,7 @@ class WarehouseLock:
 
 def _raw_fingerprint(spark: SparkSession, folder: str) -> int:
     """A 63-bit hash of the raw input files' names, sizes and modification times."""
+    check_input_folder(spark, folder)  # a missing folder: ingest's one-line error, exit 3
     jvm = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(folder)
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
