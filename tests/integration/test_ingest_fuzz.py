@@ -14,8 +14,9 @@ are known by hand (``test_ingest.CASES``), and mutates it with a seeded RNG:
 * strict cases must exit 3 naming the first bad line; broken folders (empty, header-only,
   missing, UTF-16, a folder where a file belongs, ...) must exit 3 with one line.
 
-The job runs in-process through ``moviegraph.cli.main`` on the shared session; two cases
-run as real processes to see the exit code and stderr a scheduler sees.
+The job runs in-process through ``moviegraph.cli.main`` on the shared session; one case
+(the reported missing folder) runs as a real process to see the exit code and stderr a
+scheduler sees.
 """
 
 from __future__ import annotations
@@ -418,7 +419,7 @@ def test_fuzzed_folder_is_ingested_or_refused_in_one_line(spark, tmp_path, capsy
 
 
 @pytest.mark.parametrize("fmt", sorted(LAYOUT))
-def test_strict_mode_names_the_first_bad_line(tmp_path, capsys, fmt):
+def test_strict_mode_names_the_first_bad_line(spark, tmp_path, capsys, fmt):
     folder = clean_case(fmt, random.Random(SEED + 1), False)
     source = tmp_path / "in"
     folder.write(source)
@@ -435,11 +436,34 @@ def test_strict_mode_names_the_first_bad_line(tmp_path, capsys, fmt):
     assert not (tmp_path / "wh" / "ratings").exists()
 
 
+# A csv-layout file replaced by these bytes (None: removed) -> the one-line error's text.
+BROKEN_FILES = {
+    "empty ratings": ("ratings.csv", b"", "ratings.csv: input file is empty"),
+    "empty movies": ("movies.csv", b"", "movies.csv: input file is empty"),
+    "header-only ratings": ("ratings.csv", b"userId,movieId,rating,timestamp\r\n",
+                            "ratings.csv: no valid ratings"),
+    "header-only movies": ("movies.csv", b"\xef\xbb\xbfmovieId,title,genres\n",
+                           "movies.csv: no valid movie lines"),
+    "all ratings bad": ("ratings.csv", b"userId,movieId,rating,timestamp\n\x00\x00\n-1,1,4,5\n",
+                        "ratings.csv: no valid ratings"),
+    "UTF-16 ratings": ("ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,5\n"
+                       .encode("utf-16"), "ratings.csv:1: UTF-16"),
+    "missing movies": ("movies.csv", None, "movies.csv: input file not found"),
+}
+
+
 def _broken(tmp_path: Path, kind: str) -> tuple[Path | str, str]:
     """A broken csv-layout folder (or path) and a piece its one-line error must contain."""
     src = tmp_path / "in"
     shutil.copytree(FIXTURES / "csv", src)
-    ratings, movies = src / "ratings.csv", src / "movies.csv"
+    ratings = src / "ratings.csv"
+    if kind in BROKEN_FILES:
+        name, data, expected = BROKEN_FILES[kind]
+        if data is None:
+            (src / name).unlink()
+        else:
+            (src / name).write_bytes(data)
+        return src, expected
     if kind == "missing folder":
         return tmp_path / "nowhere", "nowhere: input folder not found"
     if kind == "path is a file":
@@ -449,27 +473,6 @@ def _broken(tmp_path: Path, kind: str) -> tuple[Path | str, str]:
         ratings.mkdir()
         (ratings / "part-0").write_text("1,1,4.0,1\n")
         return src, "ratings.csv: a folder where the input file should be"
-    if kind == "empty ratings":
-        ratings.write_bytes(b"")
-        return src, "ratings.csv: input file is empty"
-    if kind == "empty movies":
-        movies.write_bytes(b"")
-        return src, "movies.csv: input file is empty"
-    if kind == "header-only ratings":
-        ratings.write_bytes(b"userId,movieId,rating,timestamp\r\n")
-        return src, "ratings.csv: no valid ratings"
-    if kind == "header-only movies":
-        movies.write_bytes(b"\xef\xbb\xbfmovieId,title,genres\n")
-        return src, "movies.csv: no valid movie lines"
-    if kind == "all ratings bad":
-        ratings.write_bytes(b"userId,movieId,rating,timestamp\n\x00\x00\n-1,1,4.0,5\n")
-        return src, "ratings.csv: no valid ratings"
-    if kind == "UTF-16 ratings":
-        ratings.write_bytes(ratings.read_text().encode("utf-16"))
-        return src, "ratings.csv:1: UTF-16"
-    if kind == "missing movies":
-        movies.unlink()
-        return src, "movies.csv: input file not found"
     if kind == "no known layout":
         ratings.rename(src / "ratings.txt")
         return src, "no MovieLens ratings file found"
@@ -481,10 +484,8 @@ def _broken(tmp_path: Path, kind: str) -> tuple[Path | str, str]:
     return "nosuchfs://host/folder", "nosuchfs://host/folder: cannot read: "
 
 
-BROKEN = ["missing folder", "path is a file", "ratings file is a folder", "empty ratings",
-          "empty movies", "header-only ratings", "header-only movies", "all ratings bad",
-          "UTF-16 ratings", "missing movies", "no known layout", "wildcard in path",
-          "unknown file system"]
+BROKEN = [*BROKEN_FILES, "missing folder", "path is a file", "ratings file is a folder",
+          "no known layout", "wildcard in path", "unknown file system"]
 
 
 @pytest.mark.parametrize("kind", BROKEN)
@@ -521,17 +522,16 @@ def test_process_missing_folder_exits_3_with_one_line(tmp_path):
     assert _stderr_lines(proc) == ["input error: /does/not/exist: input folder not found"]
 
 
-def test_process_latin1_byte_in_csv_catalogue(tmp_path):
+def test_latin1_byte_in_csv_catalogue(spark, tmp_path, capsys):
     """The other reported case: one latin-1 'é' in a UTF-8 movies.csv; strict names it."""
     src = tmp_path / "in"
     shutil.copytree(FIXTURES / "csv", src)
     lines = (src / "movies.csv").read_bytes().splitlines()
     lines.insert(1, b"7,Caf\xe9 Society (1995),Drama")  # line 2, before the fixture's bad one
     (src / "movies.csv").write_bytes(b"\n".join(lines) + b"\n")
-    proc = _process(tmp_path, "ingest", "--strict", "--set", "ingest.dataset=path",
-                    "--path", str(src))
-    assert proc.returncode == 3, proc.stderr
+    code, err = run_cli(capsys, *ingest_args(src, tmp_path / "wh", "--strict"))
+    assert code == 3, err
     # The fixture's 7 bad rows and this one; U+FFFD stands for the byte.
-    assert _stderr_lines(proc) == [
+    assert one_line_error(err) == (
         f"input error: {(src / 'movies.csv').resolve().as_uri()}:2: bad_encoding: "
-        "'7,Caf\ufffd Society (1995),Drama' (strict mode; 8 bad rows in all)"]
+        "'7,Caf\ufffd Society (1995),Drama' (strict mode; 8 bad rows in all)")

@@ -86,7 +86,6 @@ class Format:
 
     def parse_movies(self, data: bytes) -> list[MovieRow]:
         """Parse the raw catalogue file into rows (bad lines carry a reason)."""
-        parse_line = _MOVIE_PARSERS[self.name]
         out = []
         for line_no, line, bad_encoding in decode_lines(data, self.movies_encoding):
             if line_no == 1 and self.header and is_header(line):
@@ -94,7 +93,7 @@ class Format:
             if bad_encoding:
                 out.append(MovieRow(line_no, line, reason="bad_encoding"))
                 continue
-            parsed = "malformed" if _CONTROL.search(line) else parse_line(line)
+            parsed = _parse_movie_line(self.name, line)
             if isinstance(parsed, str):
                 out.append(MovieRow(line_no, line, reason=parsed))
             else:
@@ -155,14 +154,10 @@ def _movie_id(token: str) -> int | str:
 ParsedMovie = tuple[int, str, int | None, tuple[str, ...]]
 
 
-def _parse_ml100k_item(line: str) -> ParsedMovie | str:
-    fields = line.split("|")
-    if len(fields) != 5 + len(ML100K_GENRES):
-        return "malformed"
-    movie_id = _movie_id(fields[0])
+def _ml100k_item(movie_id: int, fields: list[str]) -> ParsedMovie | str:
     flags = fields[5:]
-    if isinstance(movie_id, str) or any(f not in ("0", "1") for f in flags):
-        return movie_id if isinstance(movie_id, str) else "malformed"
+    if any(f not in ("0", "1") for f in flags):
+        return "malformed"
     release = fields[2].strip()
     year = (int(release[-4:]) if re.fullmatch("[0-9]{4}", release[-4:])
             else _year_from_title(fields[1]))
@@ -170,49 +165,49 @@ def _parse_ml100k_item(line: str) -> ParsedMovie | str:
     return movie_id, fields[1], year, genres
 
 
-def _parse_recbole_item(line: str) -> ParsedMovie | str:
-    fields = line.split("\t")
-    if len(fields) != 4:
-        return "malformed"
-    movie_id = _movie_id(fields[0])
-    if isinstance(movie_id, str):
-        return movie_id
+def _recbole_item(movie_id: int, fields: list[str]) -> ParsedMovie:
     year = int(fields[2].strip()) if re.fullmatch("[0-9]{4}", fields[2].strip()) else None
     return movie_id, fields[1], year, tuple(fields[3].split())
 
 
-def _parse_ml1m_movie(line: str) -> ParsedMovie | str:
-    fields = line.split("::")
-    if len(fields) != 3:
-        return "malformed"
-    movie_id = _movie_id(fields[0])
-    if isinstance(movie_id, str):
-        return movie_id
+def _ml1m_movie(movie_id: int, fields: list[str]) -> ParsedMovie:
     genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
     return movie_id, fields[1], _year_from_title(fields[1]), genres
 
 
-def _parse_csv_movie(line: str) -> ParsedMovie | str:
+def _csv_fields(line: str) -> list[str]:
     try:
-        fields = next(csv.reader(io.StringIO(line), strict=True))
+        return next(csv.reader(io.StringIO(line), strict=True))
     except (csv.Error, StopIteration):  # also a field over csv's 128 KiB limit
-        return "malformed"
-    if len(fields) != 3:
-        return "malformed"
-    movie_id = _movie_id(fields[0])
-    if isinstance(movie_id, str):
-        return movie_id
+        return []
+
+
+def _csv_movie(movie_id: int, fields: list[str]) -> ParsedMovie:
     title = fields[1].strip()
     genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
     return movie_id, title, _year_from_title(title), genres
 
 
-_MOVIE_PARSERS: dict[str, Callable[[str], ParsedMovie | str]] = {
-    "ml-100k": _parse_ml100k_item,
-    "recbole": _parse_recbole_item,
-    "ml-1m": _parse_ml1m_movie,
-    "csv": _parse_csv_movie,
+# Per layout: how a catalogue line splits, how many fields it has, and the row from its
+# fields once the movie id (field 0) is known to be good.
+_CATALOGUES: dict[str, tuple[Callable[[str], list[str]], int,
+                             Callable[[int, list[str]], ParsedMovie | str]]] = {
+    "ml-100k": (lambda line: line.split("|"), 5 + len(ML100K_GENRES), _ml100k_item),
+    "recbole": (lambda line: line.split("\t"), 4, _recbole_item),
+    "ml-1m": (lambda line: line.split("::"), 3, _ml1m_movie),
+    "csv": (_csv_fields, 3, _csv_movie),
 }
+
+
+def _parse_movie_line(fmt: str, line: str) -> ParsedMovie | str:
+    """The movie on one decoded catalogue line, or the reason it is rejected."""
+    split, n_fields, build = _CATALOGUES[fmt]
+    fields = split(line)
+    if _CONTROL.search(line) or len(fields) != n_fields:
+        return "malformed"
+    movie_id = _movie_id(fields[0])
+    return movie_id if isinstance(movie_id, str) else build(movie_id, fields)
+
 
 FORMATS = {
     "ml-100k": Format("ml-100k", "u.data", "u.item", "\t", False, "latin-1", False),
