@@ -40,20 +40,30 @@ def list_files(spark: SparkSession, path: str) -> list[tuple[str, int, int]]:
             for s in fs.listStatus(hpath) if s.isFile()]
 
 
+def is_dir(spark: SparkSession, path: str) -> bool:
+    """True when ``path`` is a directory (False when it is a file or missing)."""
+    fs, hpath = _fs_path(spark, path)
+    return bool(fs.exists(hpath) and fs.getFileStatus(hpath).isDirectory())
+
+
 def size(spark: SparkSession, path: str) -> int:
     """Length of the file at ``path`` in bytes."""
     fs, hpath = _fs_path(spark, path)
     return int(fs.getFileStatus(hpath).getLen())
 
 
-def read_text(spark: SparkSession, path: str) -> str | None:
-    """A small file's text through the Hadoop FS (any warehouse URI); None when absent."""
+def read_head(spark: SparkSession, path: str, n: int) -> bytes:
+    """The first ``n`` bytes of the file at ``path`` (fewer when it is shorter)."""
     fs, hpath = _fs_path(spark, path)
-    if not fs.exists(hpath):
-        return None
     stream = fs.open(hpath)
     try:
-        return bytes(stream.readAllBytes()).decode()
+        out = bytearray()
+        for _ in range(n):  # n is tiny (a byte order mark): one py4j call per byte is fine
+            b = stream.read()
+            if b < 0:
+                break
+            out.append(b)
+        return bytes(out)
     finally:
         stream.close()
 

@@ -83,11 +83,14 @@ def fetch(dataset: str, data_dir: str | Path, quiet: bool = False) -> Path:
     if _stamp(folder).is_file():
         return folder
     say = (lambda msg: None) if quiet else (lambda msg: print(f"[fetch] {msg}", flush=True))
-    if dataset == "ml-100k-recbole":
-        _fetch_recbole(folder, say)
-    else:
-        _fetch_grouplens(GROUPLENS[dataset], folder, say)
-    _stamp(folder).write_text("ok\n")
+    try:
+        if dataset == "ml-100k-recbole":
+            _fetch_recbole(folder, say)
+        else:
+            _fetch_grouplens(GROUPLENS[dataset], folder, say)
+        _stamp(folder).write_text("ok\n")
+    except (OSError, zipfile.BadZipFile) as exc:  # data.dir not writable, a file, disk full
+        raise FetchError(f"{folder}: could not store {dataset}: {exc}") from None
     return folder
 
 

@@ -3,6 +3,15 @@
 Ratings files are large and ASCII, so they are parsed by Spark SQL expressions (no
 Python per row). Movie catalogues are small (at most ~90k lines) and some are latin-1,
 so they are decoded and parsed on the driver, with exact line numbers.
+
+Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as Spark's text reader splits them), a
+UTF-8 byte order mark at the start of a file is ignored, and a header line (the CSV and
+RecBole layouts) is recognised by holding a letter and no digit, so a file that lacks its
+header loses no data line. Encodings: the CSV and RecBole files are UTF-8, and a
+catalogue line that is not valid UTF-8 is rejected (``bad_encoding``) rather than guessed
+at. The 100K and 1M catalogues are latin-1, where every byte is a character; a copy
+re-encoded as UTF-8 (the whole file valid UTF-8, with non-ASCII characters) is read as
+UTF-8.
 """
 
 from __future__ import annotations
@@ -25,7 +34,15 @@ ML100K_GENRES = (
     "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )
 NO_GENRES = "(no genres listed)"
-_YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
+_YEAR_IN_TITLE = re.compile(r"\(([0-9]{4})\)\s*$")
+# ASCII digits only: str.isdigit() also accepts "²" (a latin-1 byte), which int() refuses.
+_INTEGER = re.compile(r"-?[0-9]+")
+# C0 controls other than tab, and DEL: never in a MovieLens catalogue; a NUL or a stray
+# control byte means the line is corrupt.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+INT32_MAX = 2**31 - 1
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class FormatError(InputError):
@@ -53,7 +70,7 @@ class Format:
     ratings_file: str
     movies_file: str
     separator: str  # literal separator of the ratings file
-    header_lines: int  # lines to skip at the top of the ratings file
+    header: bool  # ratings and movies files start with a header line
     movies_encoding: str
     half_stars: bool  # 0.5..5.0 in half steps; otherwise whole stars 1..5
 
@@ -67,9 +84,54 @@ class Format:
             return (rating >= 0.5) & (rating <= 5.0) & ((rating * 2) == F.floor(rating * 2))
         return (rating >= 1.0) & (rating <= 5.0) & (rating == F.floor(rating))
 
-    def parse_movies(self, text: str) -> list[MovieRow]:
-        """Parse the decoded catalogue file into rows (bad lines carry a reason)."""
-        return _MOVIE_PARSERS[self.name](text)
+    def parse_movies(self, data: bytes) -> list[MovieRow]:
+        """Parse the raw catalogue file into rows (bad lines carry a reason)."""
+        out = []
+        for line_no, line, bad_encoding in decode_lines(data, self.movies_encoding):
+            if line_no == 1 and self.header and is_header(line):
+                continue
+            if bad_encoding:
+                out.append(MovieRow(line_no, line, reason="bad_encoding"))
+                continue
+            parsed = _parse_movie_line(self.name, line)
+            if isinstance(parsed, str):
+                out.append(MovieRow(line_no, line, reason=parsed))
+            else:
+                movie_id, title, year, genres = parsed
+                out.append(MovieRow(line_no, line, movie_id, title, year, genres))
+        return out
+
+
+def is_header(line: str) -> bool:
+    """Whether line 1 of a layout with a header is that header: a letter and no digit."""
+    return bool(re.search("[A-Za-z]", line)) and not re.search("[0-9]", line)
+
+
+def decode_lines(data: bytes, encoding: str) -> list[tuple[int, str, bool]]:
+    """``(line_no, text, bad_encoding)`` per line of ``data``, numbered like Spark's reader.
+
+    ``encoding`` is "utf-8" (each line decoded on its own; an undecodable line comes back
+    with U+FFFD replacements and ``bad_encoding``) or "latin-1" (a file that is entirely
+    valid UTF-8 with non-ASCII characters is a re-encoded copy, decoded as UTF-8).
+    """
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM):]
+    if encoding == "latin-1":
+        try:
+            data.decode("utf-8")
+            encoding = "utf-8"  # the same text for ASCII; a re-encoded copy otherwise
+        except UnicodeDecodeError:
+            pass
+    out = []
+    # bytes.splitlines() breaks at \n, \r\n and \r only, as Spark's text reader does
+    # (str.splitlines() would also break at \x85, \x0c, \u2028, ...). Neither byte occurs
+    # inside a UTF-8 multi-byte character, so splitting before decoding is safe.
+    for i, line in enumerate(data.splitlines(), start=1):
+        try:
+            out.append((i, line.decode(encoding), False))
+        except UnicodeDecodeError:
+            out.append((i, line.decode(encoding, errors="replace"), True))
+    return out
 
 
 def _year_from_title(title: str) -> int | None:
@@ -77,83 +139,81 @@ def _year_from_title(title: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _parse_ml100k_items(text: str) -> list[MovieRow]:
-    out = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        fields = line.split("|")
-        if len(fields) != 5 + len(ML100K_GENRES) or not fields[0].isdigit():
-            out.append(MovieRow(i, line, reason="malformed"))
-            continue
-        flags = fields[5:]
-        if any(f not in ("0", "1") for f in flags):
-            out.append(MovieRow(i, line, reason="malformed"))
-            continue
-        release = fields[2].strip()
-        year = int(release[-4:]) if release[-4:].isdigit() else _year_from_title(fields[1])
-        genres = tuple(g for g, f in zip(ML100K_GENRES, flags, strict=True) if f == "1")
-        out.append(MovieRow(i, line, int(fields[0]), fields[1], year, genres))
-    return out
+def _movie_id(token: str) -> int | str:
+    """The movie id in ``token``, or the reason it is not one."""
+    token = token.strip(" ")
+    if not _INTEGER.fullmatch(token):
+        return "malformed"
+    # Digits counted first: int() refuses strings of over 4,300 digits.
+    if len(token.lstrip("-").lstrip("0")) > 10:
+        return "id_out_of_range"
+    value = int(token)
+    return value if 0 <= value <= INT32_MAX else "id_out_of_range"
 
 
-def _parse_recbole_items(text: str) -> list[MovieRow]:
-    out = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if i == 1:
-            continue  # header: item_id:token movie_title:token_seq release_year:token class:...
-        fields = line.split("\t")
-        if len(fields) != 4 or not fields[0].isdigit():
-            out.append(MovieRow(i, line, reason="malformed"))
-            continue
-        year = int(fields[2]) if fields[2].strip().isdigit() else None
-        genres = tuple(fields[3].split())
-        out.append(MovieRow(i, line, int(fields[0]), fields[1], year, genres))
-    return out
+ParsedMovie = tuple[int, str, int | None, tuple[str, ...]]
 
 
-def _parse_ml1m_movies(text: str) -> list[MovieRow]:
-    out = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        fields = line.split("::")
-        if len(fields) != 3 or not fields[0].isdigit():
-            out.append(MovieRow(i, line, reason="malformed"))
-            continue
-        genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
-        out.append(MovieRow(i, line, int(fields[0]), fields[1], _year_from_title(fields[1]),
-                            genres))
-    return out
+def _ml100k_item(movie_id: int, fields: list[str]) -> ParsedMovie | str:
+    flags = fields[5:]
+    if any(f not in ("0", "1") for f in flags):
+        return "malformed"
+    release = fields[2].strip()
+    year = (int(release[-4:]) if re.fullmatch("[0-9]{4}", release[-4:])
+            else _year_from_title(fields[1]))
+    genres = tuple(g for g, f in zip(ML100K_GENRES, flags, strict=True) if f == "1")
+    return movie_id, fields[1], year, genres
 
 
-def _parse_csv_movies(text: str) -> list[MovieRow]:
-    out = []
-    lines = text.splitlines()
-    for i, line in enumerate(lines, start=1):
-        if i == 1:
-            continue  # header: movieId,title,genres
-        try:
-            fields = next(csv.reader(io.StringIO(line), strict=True))
-        except (csv.Error, StopIteration):
-            fields = []
-        if len(fields) != 3 or not fields[0].isdigit():
-            out.append(MovieRow(i, line, reason="malformed"))
-            continue
-        title = fields[1].strip()
-        genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
-        out.append(MovieRow(i, line, int(fields[0]), title, _year_from_title(title), genres))
-    return out
+def _recbole_item(movie_id: int, fields: list[str]) -> ParsedMovie:
+    year = int(fields[2].strip()) if re.fullmatch("[0-9]{4}", fields[2].strip()) else None
+    return movie_id, fields[1], year, tuple(fields[3].split())
 
 
-_MOVIE_PARSERS = {
-    "ml-100k": _parse_ml100k_items,
-    "recbole": _parse_recbole_items,
-    "ml-1m": _parse_ml1m_movies,
-    "csv": _parse_csv_movies,
+def _ml1m_movie(movie_id: int, fields: list[str]) -> ParsedMovie:
+    genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
+    return movie_id, fields[1], _year_from_title(fields[1]), genres
+
+
+def _csv_fields(line: str) -> list[str]:
+    try:
+        return next(csv.reader(io.StringIO(line), strict=True))
+    except (csv.Error, StopIteration):  # also a field over csv's 128 KiB limit
+        return []
+
+
+def _csv_movie(movie_id: int, fields: list[str]) -> ParsedMovie:
+    title = fields[1].strip()
+    genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
+    return movie_id, title, _year_from_title(title), genres
+
+
+# Per layout: how a catalogue line splits, how many fields it has, and the row from its
+# fields once the movie id (field 0) is known to be good.
+_CATALOGUES: dict[str, tuple[Callable[[str], list[str]], int,
+                             Callable[[int, list[str]], ParsedMovie | str]]] = {
+    "ml-100k": (lambda line: line.split("|"), 5 + len(ML100K_GENRES), _ml100k_item),
+    "recbole": (lambda line: line.split("\t"), 4, _recbole_item),
+    "ml-1m": (lambda line: line.split("::"), 3, _ml1m_movie),
+    "csv": (_csv_fields, 3, _csv_movie),
 }
 
+
+def _parse_movie_line(fmt: str, line: str) -> ParsedMovie | str:
+    """The movie on one decoded catalogue line, or the reason it is rejected."""
+    split, n_fields, build = _CATALOGUES[fmt]
+    fields = split(line)
+    if _CONTROL.search(line) or len(fields) != n_fields:
+        return "malformed"
+    movie_id = _movie_id(fields[0])
+    return movie_id if isinstance(movie_id, str) else build(movie_id, fields)
+
+
 FORMATS = {
-    "ml-100k": Format("ml-100k", "u.data", "u.item", "\t", 0, "latin-1", False),
-    "recbole": Format("recbole", "ml-100k.inter", "ml-100k.item", "\t", 1, "utf-8", False),
-    "ml-1m": Format("ml-1m", "ratings.dat", "movies.dat", "::", 0, "latin-1", False),
-    "csv": Format("csv", "ratings.csv", "movies.csv", ",", 1, "utf-8", True),
+    "ml-100k": Format("ml-100k", "u.data", "u.item", "\t", False, "latin-1", False),
+    "recbole": Format("recbole", "ml-100k.inter", "ml-100k.item", "\t", True, "utf-8", False),
+    "ml-1m": Format("ml-1m", "ratings.dat", "movies.dat", "::", False, "latin-1", False),
+    "csv": Format("csv", "ratings.csv", "movies.csv", ",", True, "utf-8", True),
 }
 
 

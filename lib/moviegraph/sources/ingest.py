@@ -1,10 +1,15 @@
 """Ingest: raw MovieLens files -> Delta tables ``ratings``, ``movies`` and ``rejected``.
 
 Bad input never crashes the job halfway and is never dropped silently. Each bad row
-gets one reason:
+gets one reason, the first of these that applies:
 
-* ``malformed``: the line does not split into the format's fields, or a field is not
-  a number (ids and timestamps must be non-negative integers);
+* ``bad_encoding``: the line is not valid text in its file's encoding (UTF-8 for every
+  ratings file and for the CSV and RecBole catalogues; see ``formats``);
+* ``malformed``: the line does not split into the format's fields, a field is not a
+  number (ids and timestamps are integers, a rating a plain decimal: no NaN or
+  infinity), or a catalogue line holds a control character such as NUL;
+* ``id_out_of_range``: a user or movie id is negative or above 2^31 - 1;
+* ``timestamp_out_of_range``: the timestamp is negative or after the year 9999;
 * ``rating_out_of_range``: the rating is off the format's scale (1..5 whole stars, or
   0.5..5.0 half stars for the CSV formats);
 * ``unknown_movie``: the rating's movie id is not in the catalogue;
@@ -15,26 +20,52 @@ gets one reason:
 By default bad rows go to ``rejected(source, line_no, raw, reason)``; in strict mode
 the job fails before writing anything, naming the first bad row's file, line and
 reason. All checks run before the first write, and each table is one Delta
-transaction, so a failed run leaves every table at its last good version.
+transaction, so a failed run leaves every table at its last good version. A missing,
+empty or unreadable input (a folder where a file belongs, a file where the folder
+belongs, a UTF-16 file, a path Spark would read as a wildcard) is an ``IngestError``
+naming the path, never a JVM stack trace.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from py4j.protocol import Py4JJavaError
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.errors.exceptions.captured import CapturedException
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from moviegraph import fs
 from moviegraph.errors import InputError
-from moviegraph.sources.formats import Format, MovieRow, detect, detect_file
+from moviegraph.sources.formats import (
+    INT32_MAX,
+    UTF16_BOMS,
+    Format,
+    MovieRow,
+    detect,
+    detect_file,
+)
 from moviegraph.sources.lines import numbered_lines
 from moviegraph.tables import SCHEMAS, Warehouse, one_row
 
-REASONS = ("malformed", "rating_out_of_range", "unknown_movie", "duplicate_rating",
-           "duplicate_movie")
+REASONS = ("bad_encoding", "malformed", "id_out_of_range", "timestamp_out_of_range",
+           "rating_out_of_range", "unknown_movie", "duplicate_rating", "duplicate_movie")
+TS_MAX = 253_402_300_799  # 9999-12-31 23:59:59 UTC in epoch seconds
+# Catalogues are parsed on the driver (ml-32m's is 4 MB); Spark's binaryFile reader stops
+# at 2 GiB with a JVM error, so anything near that is refused with a message instead.
+MAX_CATALOGUE_BYTES = 256 << 20
+# Spark's file sources expand these in paths (Hadoop globs); a literal one would match
+# nothing or the wrong files.
+_GLOB_CHARS = re.compile(r"[\[\]{}*?\\]")
+# Strict-mode messages quote at most this much of the bad line.
+_QUOTE_CHARS = 200
+T = TypeVar("T")
 
 
 class IngestError(InputError):
@@ -65,17 +96,48 @@ class IngestResult:
         return "\n".join(lines)
 
 
-def _require_file(spark: SparkSession, path: str) -> None:
-    if not fs.exists(spark, path):
+def _checked(path: str, call: Callable[[], T]) -> T:
+    """``call()``, with a JVM file system error turned into a one-line IngestError."""
+    try:
+        return call()
+    except (Py4JJavaError, CapturedException) as exc:
+        java = getattr(exc, "java_exception", None)
+        detail = (java.getMessage() or java.toString()) if java is not None else str(exc)
+        raise IngestError(f"{path}: cannot read: {detail.strip().splitlines()[0]}") from None
+
+
+def check_input_folder(spark: SparkSession, folder: str) -> None:
+    """Raise IngestError unless ``folder`` is an existing folder Spark can read as named."""
+    glob = _GLOB_CHARS.search(folder)
+    if glob:
+        raise IngestError(f"{folder}: the path holds {glob.group()!r}, which Spark reads as a "
+                          "wildcard; rename or link the folder")
+    if not _checked(folder, lambda: fs.exists(spark, folder)):
+        raise IngestError(f"{folder}: input folder not found")
+    if not _checked(folder, lambda: fs.is_dir(spark, folder)):
+        raise IngestError(f"{folder}: not a folder (ingest.path / --path names the folder "
+                          "holding the MovieLens files)")
+
+
+def _require_file(spark: SparkSession, path: str, max_bytes: int | None = None) -> None:
+    if not _checked(path, lambda: fs.exists(spark, path)):
         raise IngestError(f"{path}: input file not found")
-    if fs.size(spark, path) == 0:
+    if _checked(path, lambda: fs.is_dir(spark, path)):
+        raise IngestError(f"{path}: a folder where the input file should be")
+    size = _checked(path, lambda: fs.size(spark, path))
+    if size == 0:
         raise IngestError(f"{path}: input file is empty")
+    if max_bytes is not None and size > max_bytes:
+        raise IngestError(f"{path}: {size:,} bytes, too large for a movie catalogue "
+                          f"(limit {max_bytes:,})")
+    if _checked(path, lambda: fs.read_head(spark, path, 2)) in UTF16_BOMS:
+        raise IngestError(f"{path}:1: UTF-16 text (byte order mark); MovieLens files are "
+                          "UTF-8 or latin-1")
 
 
 def _parse_movies(spark: SparkSession, fmt: Format, path: str) -> tuple[DataFrame, DataFrame]:
     """(movies, rejected rows) from the catalogue file, parsed on the driver."""
-    text = fs.read_bytes(spark, path).decode(fmt.movies_encoding)
-    rows = fmt.parse_movies(text)
+    rows = fmt.parse_movies(_checked(path, lambda: fs.read_bytes(spark, path)))
     good: dict[int, MovieRow] = {}
     bad: list[tuple[str, int, str, str]] = []
     source = fs.qualify(path)
@@ -87,7 +149,9 @@ def _parse_movies(spark: SparkSession, fmt: Format, path: str) -> tuple[DataFram
         else:
             good[row.movie_id] = row
     if not good:
-        raise IngestError(f"{path}: no valid movie lines")
+        reasons = dict(Counter(reason for *_, reason in bad))
+        raise IngestError(f"{path}: no valid movie lines "
+                          f"(rejected: {reasons or 'none, the file has no data lines'})")
     movies = spark.createDataFrame(
         [(r.movie_id, r.title, r.year, list(r.genres)) for r in good.values()],
         SCHEMAS["movies"])
@@ -97,35 +161,56 @@ def _parse_movies(spark: SparkSession, fmt: Format, path: str) -> tuple[DataFram
 
 def _parse_ratings(spark: SparkSession, fmt: Format, path: str) -> DataFrame:
     """Every ratings line with its parsed fields and a first-found ``reason`` (or null)."""
-    lines = numbered_lines(spark, [path]).where(F.col("line_no") > fmt.header_lines)
+    lines = numbered_lines(spark, [path])
+    if fmt.header:
+        # Line 1 is the header when it holds a letter and no digit (formats.is_header): a
+        # file without its header loses no rating, a corrupt first line is rejected.
+        header = ((F.col("line_no") == 1) & F.col("raw").rlike("[A-Za-z]")
+                  & ~F.col("raw").rlike("[0-9]"))
+        lines = lines.where(~header)
     parts = fmt.split_ratings(F.col("raw"))
 
-    def as_long(i: int):
-        # Only plain non-negative integers: try_cast alone would accept "1.0" or " 1".
-        token = F.trim(F.get(parts, i))
-        return F.when(token.rlike(r"^[0-9]{1,18}$"), token.cast("long"))
+    def token(i: int) -> Column:
+        return F.trim(F.get(parts, i))
 
-    def as_double(i: int):
-        return F.trim(F.get(parts, i)).try_cast("double")
+    def integer(i: int) -> tuple[Column, Column]:
+        # (is an integer, its value or null beyond a long). Plain digits only: try_cast
+        # alone would accept "1.0"; surrounding spaces are trimmed.
+        return token(i).rlike("^-?[0-9]+$"), token(i).try_cast("long")
 
+    def in_range(value: Column, hi: int) -> Column:
+        return F.coalesce(value.between(0, hi), F.lit(False))
+
+    user_is_int, user_id = integer(0)
+    movie_is_int, movie_id = integer(1)
+    # A plain decimal: try_cast alone would also take "NaN", "Infinity" and "1e3".
+    rating = F.when(token(2).rlike(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"),
+                    token(2).try_cast("double"))
+    # RecBole writes timestamps as floats ("881250949.0" would still be whole seconds).
+    ts_is_int = token(3).rlike(r"^-?[0-9]+(\.0*)?$")
+    ts = F.regexp_extract(token(3), "^-?[0-9]+", 0).try_cast("long")
     parsed = lines.select(
-        "source", "line_no", "raw",
-        F.size(parts).alias("n_fields"),
-        as_long(0).alias("user_id"), as_long(1).alias("movie_id"),
-        as_double(2).alias("rating"),
-        # RecBole writes timestamps as floats ("881250949.0" would still be whole seconds).
-        F.when(F.trim(F.get(parts, 3)).rlike(r"^[0-9]{1,18}(\.0*)?$"),
-               F.trim(F.get(parts, 3)).cast("double").cast("long")).alias("ts"),
+        "source", "line_no",
+        # Stored text must be valid UTF-8 (delta-rs and pyarrow readers insist on it).
+        F.make_valid_utf8("raw").alias("raw"),
+        F.is_valid_utf8("raw").alias("utf8"),
+        (F.size(parts) == 4).alias("four_fields"),
+        user_is_int.alias("user_is_int"), user_id.alias("user_id"),
+        movie_is_int.alias("movie_is_int"), movie_id.alias("movie_id"),
+        rating.alias("rating"), ts_is_int.alias("ts_is_int"), ts.alias("ts"),
     )
-    int_max = 2**31 - 1
-    malformed = ((F.col("n_fields") != 4) | F.col("user_id").isNull()
-                 | F.col("movie_id").isNull() | F.col("rating").isNull()
-                 | F.col("ts").isNull() | (F.col("user_id") > int_max)
-                 | (F.col("movie_id") > int_max))
+    c = F.col
+    malformed = ~(c("four_fields") & c("user_is_int") & c("movie_is_int")
+                  & c("rating").isNotNull() & c("ts_is_int"))
     return parsed.withColumn(
         "reason",
-        F.when(malformed, F.lit("malformed"))
-         .when(~fmt.valid_rating(F.col("rating")), F.lit("rating_out_of_range")))
+        F.when(~c("utf8"), F.lit("bad_encoding"))
+         .when(malformed, F.lit("malformed"))
+         .when(~in_range(c("user_id"), INT32_MAX) | ~in_range(c("movie_id"), INT32_MAX),
+               F.lit("id_out_of_range"))
+         .when(~in_range(c("ts"), TS_MAX), F.lit("timestamp_out_of_range"))
+         .when(~fmt.valid_rating(c("rating")), F.lit("rating_out_of_range")),
+    ).drop("utf8", "four_fields", "user_is_int", "movie_is_int", "ts_is_int")
 
 
 def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str = "auto",
@@ -138,25 +223,24 @@ def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str
     already ingested.
     """
     started = time.time()
-    if not fs.exists(spark, folder):
-        raise IngestError(f"{folder}: input folder not found")
     ratings_file = None
-    if append and fs.is_file(spark, folder):
+    if append and _checked(folder, lambda: fs.is_file(spark, folder)):
         folder, _, ratings_file = folder.rpartition("/")
+    check_input_folder(spark, folder)
     if ratings_file is not None:
         fmt = detect_file(ratings_file, fmt_name)
     else:
-        fmt = detect(folder, lambda p: fs.exists(spark, p), fmt_name)
+        fmt = detect(folder, lambda p: _checked(p, lambda: fs.exists(spark, p)), fmt_name)
     ratings_path = f"{folder}/{ratings_file or fmt.ratings_file}"
     movies_path = f"{folder}/{fmt.movies_file}"
     _require_file(spark, ratings_path)
-    if ratings_file is not None and warehouse.exists("movies") and not fs.exists(spark,
-                                                                                 movies_path):
+    if ratings_file is not None and warehouse.exists("movies") and not _checked(
+            movies_path, lambda: fs.exists(spark, movies_path)):
         # A ratings file on its own: the catalogue is the one already ingested.
         movies = warehouse.read("movies")
         movie_rejects = spark.createDataFrame([], SCHEMAS["rejected"])
     else:
-        _require_file(spark, movies_path)
+        _require_file(spark, movies_path, MAX_CATALOGUE_BYTES)
         movies, movie_rejects = _parse_movies(spark, fmt, movies_path)
         if append and warehouse.exists("movies"):
             # New catalogue lines extend the old catalogue; known ids keep their old row.
@@ -199,9 +283,11 @@ def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str
                   rejected.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
         if strict and counts:
             first = one_row(rejected.orderBy("source", "line_no"))
+            raw = first["raw"]
+            quoted = repr(raw[:_QUOTE_CHARS]) + ("..." if len(raw) > _QUOTE_CHARS else "")
             raise IngestError(f"{first['source']}:{first['line_no']}: {first['reason']}: "
-                              f"{first['raw']!r} (strict mode; {sum(counts.values())} bad "
-                              "rows in all)")
+                              f"{quoted} (strict mode; {sum(counts.values())} bad rows in "
+                              "all)")
         good = final.where(F.col("reason").isNull()).select(
             "user_id", "movie_id", "rating", "ts")
         totals = one_row(good.agg(F.count(F.lit(1)).alias("n"),

@@ -42,8 +42,11 @@ def raw_fingerprint(spark: SparkSession, cfg: Config) -> dict[str, int]:
     if cfg.ingest.append:
         return {}
     from moviegraph import fs
+    from moviegraph.sources.ingest import check_input_folder
 
-    entries = sorted(fs.list_files(spark, input_path(cfg)))
+    folder = input_path(cfg)
+    check_input_folder(spark, folder)  # a missing or unreadable folder: a one-line error
+    entries = sorted(fs.list_files(spark, folder))
     digest = hashlib.sha256(repr(entries).encode()).digest()
     return {"raw_files": int.from_bytes(digest[:8], "big") >> 1}
 
