@@ -51,7 +51,9 @@ def is_up_to_date(wh: Warehouse, stage: str, config_hash: str,
     row = last[0]
     # Versions that differ only by maintain's compactions hold the same rows: unchanged.
     recorded, outputs = dict(row["inputs"]), dict(row["outputs"] or {})
-    paths = {t: wh.path(t) for t in {*recorded, *outputs}}
+    # Only tables have a history; raw-input fingerprints (``raw_files``) must match exactly.
+    tables = {t for spec in STAGES.values() for t in spec.writes}
+    paths = {t: wh.path(t) for t in {*recorded, *outputs} if t in tables}
     if row["config_hash"] != config_hash or not versions_equivalent(
             wh.spark, paths, recorded, inputs):
         return None

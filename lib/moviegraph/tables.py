@@ -19,7 +19,6 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import types as T
 
 from moviegraph import fs
-from moviegraph.config import PROJECT_ROOT
 from moviegraph.deltalog import is_maintenance_commit
 
 SCHEMAS: dict[str, T.StructType] = {
@@ -147,10 +146,11 @@ def _local_path(uri: str) -> str:
 
 
 def resolve_root(root: str) -> str:
-    """A warehouse root as Spark should see it: relative local paths become absolute."""
-    if "://" in root or root.startswith("/"):
+    """A warehouse root as Spark should see it: URIs and absolute paths as they are, a
+    relative path under the job's working directory (never the code's location)."""
+    if fs.has_scheme(root) or root.startswith("/"):
         return root.rstrip("/")
-    return str((PROJECT_ROOT / root).resolve()) if not Path(root).is_absolute() else root
+    return str((Path.cwd() / root).resolve())
 
 
 class Warehouse:
@@ -163,6 +163,13 @@ class Warehouse:
     def path(self, name: str) -> str:
         """Storage path of table ``name``."""
         return f"{self.root}/{name}"
+
+    def output_uri(self, path: str) -> str:
+        """Where a configured output folder (reports, exports, checkpoints, data) lives:
+        a URI or absolute path as it is, a relative one beside the warehouse root (the
+        default ``reports`` of ``<x>/warehouse`` is ``<x>/reports``), so outputs follow
+        the warehouse to HDFS / S3 / ABFS and never land in the code's folder."""
+        return fs.resolve(path, fs.parent(self.root))
 
     def exists(self, name: str) -> bool:
         """True when ``name`` is a Delta table with at least one commit."""

@@ -21,7 +21,7 @@ def pipeline_cmd(root: Path, data: Path, *extra: str, master: str = "local[2]") 
     """``python -m moviegraph pipeline --until walks`` on small settings (seconds per stage)."""
     return [sys.executable, "-m", "moviegraph", "pipeline", "--until", "walks", "--quiet",
             "--set", f"warehouse.root={root}", "--set", "ingest.dataset=path",
-            "--path", str(data), "--set", f"spark.master={master}",
+            "--set", f"ingest.path={data}", "--set", f"spark.master={master}",
             "--set", "spark.shuffle_partitions=2", "--set", "spark.driver_memory=1g",
             "--set", "pairs.min_rating=3.5", "--set", "edges.min_weight=0",
             "--set", "walks.num_walks=2", "--set", "walks.walk_length=10", *extra]

@@ -44,7 +44,7 @@ def evaluated(spark, ml100k_dir, tmp_path_factory):
         "evaluate.own_scorers=false",  # the user towers take minutes: prior scorer here
         "evaluate.ease_lambdas=50,200", "evaluate.fidelity_pq=0.25:4",
         "evaluate.tsne_max_movies=300", "evaluate.tsne_max_iter=500",
-        f"evaluate.report_dir={tmp / 'reports'}",
+        f"evaluate.report_dir={(tmp / 'reports').as_uri()}",  # outputs are URIs
     ])
     run_id = new_run_id()
     for stage in ("ingest", "pairs", "edges", "walks", "train", "evaluate"):

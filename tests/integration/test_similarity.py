@@ -397,10 +397,12 @@ def exported(inputs, data, tmp_path_factory):
     })
     inputs.write("movies", spark.createDataFrame(movies))
     cfg = Config()
-    cfg.export.out = str(tmp_path_factory.mktemp("exports"))
+    # A file:// URI, as a cluster config would give hdfs:// or s3a:// ones.
+    out = tmp_path_factory.mktemp("exports")
+    cfg.export.out = out.as_uri()
     run = StageRun(stage="export", run_id="t", config_hash="x")
     summary = run_export(spark, cfg, inputs, run)
-    return Path(cfg.export.out), run, summary, cfg
+    return out, run, summary, cfg
 
 
 def test_export_writes_projector_files(exported, data):

@@ -81,12 +81,15 @@ class SparkConfig:
 
 @dataclass
 class WarehouseConfig:
-    root: str = _param("warehouse", "Root of the Delta tables (local path or any Hadoop URI).")
+    root: str = _param("warehouse", "Root of the Delta tables: any Hadoop URI (hdfs://, s3a://, "
+                                    "abfss://, file://) or a path (relative: under the "
+                                    "job's working directory).")
 
 
 @dataclass
 class DataConfig:
-    dir: str = _param("data", "Where fetched and generated raw files live (never committed).")
+    dir: str = _param("data", "Where fetched and generated raw files live (never committed): a "
+                              "URI, or a path (relative: beside the warehouse root).")
 
 
 @dataclass
@@ -191,8 +194,9 @@ class TrainConfig:
                                       "launched by Spark's TorchDistributor (mf with "
                                       "method = adam only).")
     num_processes: int = _param(2, "Distributed: number of training processes.", ge=1)
-    checkpoint_dir: str = _param("checkpoints", "Checkpoints go to <checkpoint_dir>/<model>/ "
-                                                "(relative paths: under the project root).")
+    checkpoint_dir: str = _param("checkpoints", "Checkpoints go to <checkpoint_dir>/<model>/: "
+                                                "a URI, or a path (relative: beside the "
+                                                "warehouse root).")
     resume: bool = _param(False, "Continue each model from its last checkpoint (same config "
                                  "and inputs only); otherwise old checkpoints are cleared.")
     node2vec: SkipGramConfig = field(default_factory=SkipGramConfig)
@@ -244,7 +248,8 @@ class EvaluateConfig:
                                         "e.g. ['0.25:4', '4:0.25']; the configured walks.p, "
                                         "walks.q always.", check=pq_pair)
     report_dir: str = _param("reports", "Folder of the HTML reports (<run_id>.html and "
-                                        "latest.html; relative paths: under the project root).")
+                                        "latest.html): a URI, or a path (relative: beside "
+                                        "the warehouse root).")
     main_model: str = _param("", "Model of the 2-D map and first in the report; empty = the "
                                  "first of node2vec, mf, softmax, cbow present.")
     tsne_seed: int = _param(0, "Seed of the t-SNE map.", ge=0)
@@ -260,8 +265,9 @@ class EvaluateConfig:
 
 @dataclass
 class ExportConfig:
-    out: str = _param("exports", "Folder of the Embedding Projector TSVs and Parquet copies "
-                                 "(local path, one subfolder per model).")
+    out: str = _param("exports", "Folder of the Embedding Projector TSVs and Parquet copies, "
+                                 "one subfolder per model: a URI, or a path (relative: "
+                                 "beside the warehouse root).")
     models: list[str] = _param([], "Models to export; empty = every model.", choices=MODELS)
 
 

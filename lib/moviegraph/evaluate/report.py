@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from moviegraph import fs
 from moviegraph.evaluate import report_charts as ch
 from moviegraph.evaluate.report_data import GraphStats, NeighbourList
+from moviegraph.fs import Storage
 
 
 @dataclass
@@ -315,11 +317,22 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_report(text: str, report_dir: str | Path, run_id: str) -> Path:
-    """Write ``<report_dir>/<run_id>.html`` and ``latest.html`` (each atomically)."""
+def write_report(text: str, report_dir: str | Path, run_id: str,
+                 storage: Storage | None = None) -> str:
+    """Write ``<report_dir>/<run_id>.html`` and ``latest.html`` (each atomically); return
+    the first one's path.
+
+    With ``storage`` the folder is a URI (HDFS, S3A, ABFS, file://) written through the
+    session's Hadoop FileSystem; without, a local folder.
+    """
+    if storage is not None:
+        uri = fs.join(str(report_dir), f"{run_id}.html")
+        storage.write_text(uri, text)
+        storage.write_text(fs.join(str(report_dir), "latest.html"), text)
+        return uri
     folder = Path(report_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.html"
     _atomic_write(path, text)
     _atomic_write(folder / "latest.html", text)
-    return path
+    return str(path)

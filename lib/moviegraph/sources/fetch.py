@@ -71,8 +71,12 @@ def _digest(path: Path, algo: str) -> str:
     return h.hexdigest()
 
 
+#: Marker file of a fetched and checksum-verified dataset folder.
+VERIFIED = ".verified"
+
+
 def _stamp(folder: Path) -> Path:
-    return folder / ".verified"
+    return folder / VERIFIED
 
 
 def fetch(dataset: str, data_dir: str | Path, quiet: bool = False) -> Path:

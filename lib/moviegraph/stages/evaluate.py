@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,8 @@ import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from moviegraph.config import PROJECT_ROOT, Config
+from moviegraph import fs
+from moviegraph.config import Config
 from moviegraph.errors import InputError
 from moviegraph.evaluate import report as rp
 from moviegraph.evaluate import report_data as rdata
@@ -45,12 +45,6 @@ from moviegraph.train.scorers import own_scorer
 
 #: Preferred main model of the report (first present wins) when evaluate.main_model is empty.
 MAIN_MODEL_ORDER = ("node2vec", "mf", "softmax", "cbow")
-
-
-def report_dir(cfg: Config) -> Path:
-    """``evaluate.report_dir`` as a path (relative ones under the project root)."""
-    p = Path(cfg.evaluate.report_dir)
-    return p if p.is_absolute() else PROJECT_ROOT / p
 
 
 def fidelity_settings(cfg: Config) -> list[tuple[float, float]]:
@@ -198,7 +192,8 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
 
     t0 = time.perf_counter()
     data = build_report_data(cfg, wh, run.run_id, runs, out, d, titles, cosine_vectors)
-    path = rp.write_report(rp.render_report(data), report_dir(cfg), run.run_id)
+    path = rp.write_report(rp.render_report(data), wh.output_uri(cfg.evaluate.report_dir),
+                           run.run_id, fs.Storage(spark))
     out.timed("report", t0)
     run.notes.update({"models": runs, "k": k, "baselines": baselines, "report": str(path),
                       "remarks": out.notes,
@@ -273,7 +268,7 @@ def build_report_data(cfg: Config, wh: Warehouse, run_id: str, runs: dict[str, s
         tsne=tsne)
 
 
-def summary(rows: list[pr.MetricRow], runs: dict[str, str], k: int, path: Path,
+def summary(rows: list[pr.MetricRow], runs: dict[str, str], k: int, path: str,
             notes: dict[str, str], seconds: float) -> str:
     """One screen: models and baselines x main metrics, fidelity, notes, report path."""
     value = {(m, n): v for m, n, v in rows}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from moviegraph.config import PROJECT_ROOT, Config
+from moviegraph import fs
+from moviegraph.config import Config
 from moviegraph.errors import InputError
 from moviegraph.export.projector import write_model_export
 from moviegraph.runs import StageRun
@@ -16,17 +18,13 @@ from moviegraph.stages.base import Flag, Stage
 from moviegraph.tables import Warehouse
 
 
-def export_dir(cfg: Config) -> Path:
-    """``export.out`` as an absolute local path (relative paths are under the project)."""
-    out = Path(cfg.export.out)
-    return out if out.is_absolute() else PROJECT_ROOT / out
-
-
 def run_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
     """Write ``<export.out>/<model>/`` for each model's latest embeddings run.
 
-    Vectors are collected to the driver (59k x 64 floats is 15 MB), so the export folder is
-    on the driver's local disk.
+    Vectors are collected to the driver (59k x 64 floats is 15 MB); each model's folder is
+    written in a local staging folder, then published to ``export.out`` (a URI, or a path
+    beside the warehouse) through the session's Hadoop FileSystem, replacing the old one
+    whole.
     """
     emb = wh.read("embeddings")
     runs = select_runs(emb, cfg.export.models)
@@ -36,7 +34,8 @@ def run_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -
     movies = (wh.read("movies").select("movie_id", "title", "year", "genres")
               .join(counts, "movie_id", "full").toPandas())
     user_emb = wh.read("user_embeddings") if wh.exists("user_embeddings") else None
-    out = export_dir(cfg)
+    out = wh.output_uri(cfg.export.out)
+    storage = fs.Storage(spark)
     lines = [f"export: Embedding Projector TSVs and Parquet under {out}"]
     written = {}
     for model, run_id in runs.items():
@@ -47,8 +46,11 @@ def run_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -
             users = user_emb.where(of_run)
             if users.limit(1).collect():
                 user_ids, user_vectors = vectors_of(users, "user_id")
-        folder = write_model_export(out, model, run_id, ids, vectors, movies, user_ids,
-                                    user_vectors)
+        with tempfile.TemporaryDirectory(prefix="moviegraph-export-") as staging:
+            local = write_model_export(Path(staging), model, run_id, ids, vectors, movies,
+                                       user_ids, user_vectors)
+            folder = fs.join(out, model)
+            storage.publish(local, folder)
         n_users = 0 if user_ids is None else int(user_ids.size)
         run.rows[f"{model}/embeddings.tsv"] = int(ids.size)
         written[model] = {"run_id": run_id, "folder": str(folder), "movies": int(ids.size),

@@ -4,27 +4,51 @@ make raw files: ``fetch`` and ``synth``."""
 from __future__ import annotations
 
 import hashlib
+import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moviegraph.config import PROJECT_ROOT, Config
+from moviegraph import fs
+from moviegraph.config import Config, ConfigError
 from moviegraph.runs import StageRun
+from moviegraph.sources.fetch import VERIFIED
 from moviegraph.stages.base import Flag, Job, Stage
-from moviegraph.tables import Warehouse
+from moviegraph.tables import Warehouse, resolve_root
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-
-def data_dir(cfg: Config) -> Path:
-    """``data.dir`` as a path (relative ones under the project root)."""
-    d = Path(cfg.data.dir)
-    return d if d.is_absolute() else PROJECT_ROOT / d
+    from moviegraph.fs import Storage
 
 
-def input_path(cfg: Config) -> str:
+def data_dir(cfg: Config) -> str:
+    """``data.dir``: a URI or absolute path as it is, a relative one beside the warehouse
+    root (like the other outputs; see ``Warehouse.output_uri``)."""
+    return fs.resolve(cfg.data.dir, fs.parent(resolve_root(cfg.warehouse.root)))
+
+
+def local_data_dir(cfg: Config) -> Path:
+    """``data.dir`` on this machine's disk; ConfigError for a cluster URI (jobs that write
+    files without Spark: ``fetch``, ``synth``)."""
+    folder = data_dir(cfg)
+    if folder.startswith("file:"):
+        return Path(urllib.parse.urlparse(folder).path)
+    if fs.has_scheme(folder):
+        raise ConfigError(f"data.dir = {cfg.data.dir!r} is not on this machine's disk: "
+                          "`ingest` fetches a dataset into it; synth --out takes a local "
+                          "folder")
+    return Path(folder)
+
+
+def input_path(cfg: Config, storage: Storage | None = None) -> str:
     """The raw input of ingest: the fetched dataset's folder, or ``ingest.path`` (a folder,
-    or with ``ingest.append`` a ratings file too)."""
+    or with ``ingest.append`` a ratings file too).
+
+    A dataset is fetched into ``data.dir``; when that is a cluster URI (``storage``
+    given), it is fetched on the driver and published there once, so executors on other
+    nodes read it from shared storage.
+    """
     from moviegraph.sources.fetch import fetch
     from moviegraph.sources.ingest import IngestError
 
@@ -32,8 +56,17 @@ def input_path(cfg: Config) -> str:
         if not cfg.ingest.path:
             raise IngestError("ingest.dataset = 'path' needs ingest.path (--path FOLDER)")
         path = cfg.ingest.path
-        return path if "://" in path else str(Path(path).resolve())
-    return str(fetch(cfg.ingest.dataset, data_dir(cfg)).resolve())
+        return path if fs.has_scheme(path) else str(Path(path).resolve())
+    folder = data_dir(cfg)
+    if storage is None or storage.is_local(folder):
+        local = Path(storage.local_path(folder)) if storage is not None else \
+            local_data_dir(cfg)
+        return str(fetch(cfg.ingest.dataset, local).resolve())
+    target = fs.join(folder, cfg.ingest.dataset)
+    if not storage.exists(fs.join(target, VERIFIED)):
+        with tempfile.TemporaryDirectory(prefix="moviegraph-fetch-") as tmp:
+            storage.publish(fetch(cfg.ingest.dataset, tmp), target)
+    return target
 
 
 def raw_fingerprint(spark: SparkSession, cfg: Config) -> dict[str, int]:
@@ -41,10 +74,9 @@ def raw_fingerprint(spark: SparkSession, cfg: Config) -> dict[str, int]:
     with ``ingest.append`` (an append always runs)."""
     if cfg.ingest.append:
         return {}
-    from moviegraph import fs
     from moviegraph.sources.ingest import check_input_folder
 
-    folder = input_path(cfg)
+    folder = input_path(cfg, fs.Storage(spark))
     check_input_folder(spark, folder)  # a missing or unreadable folder: a one-line error
     entries = sorted(fs.list_files(spark, folder))
     digest = hashlib.sha256(repr(entries).encode()).digest()
@@ -55,7 +87,7 @@ def run_ingest(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -
     """Raw MovieLens files -> ratings, movies, rejected."""
     from moviegraph.sources.ingest import ingest
 
-    path = input_path(cfg)
+    path = input_path(cfg, fs.Storage(spark))
     run.notes["input"] = path
     result = ingest(spark, wh, path, cfg.ingest.format, strict=cfg.ingest.strict,
                     append=cfg.ingest.append)
@@ -89,7 +121,7 @@ def synth_job(cfg: Config, quiet: bool) -> None:
     from moviegraph.sources import synth
 
     sc = cfg.synth
-    out = Path(sc.out or data_dir(cfg) / f"synth-{sc.ratings}")
+    out = Path(sc.out) if sc.out else local_data_dir(cfg) / f"synth-{sc.ratings}"
     summary = synth.generate(out, ratings=sc.ratings, users=sc.users, movies=sc.movies,
                              seed=sc.seed, genres_per_taste=sc.genres_per_taste,
                              progress=not quiet)

@@ -17,7 +17,11 @@ from moviegraph.stages.base import Flag, Stage
 from moviegraph.tables import Warehouse
 
 if TYPE_CHECKING:
+    import torch
     from pyspark.sql import SparkSession
+
+    from moviegraph.train.checkpoints import CheckpointStore
+    from moviegraph.train.models import Model, ModelData, Trained
 
 
 def input_tables(cfg: Config) -> tuple[str, ...]:
@@ -46,9 +50,10 @@ def run_train(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) ->
 
 
 def _train_all(cfg: Config, wh: Warehouse, run: StageRun) -> str:
-    from moviegraph.train.checkpoints import checkpoint_root, fingerprint, prepare_checkpoints
+    from moviegraph.fs import Storage
+    from moviegraph.train.checkpoints import CheckpointStore
     from moviegraph.train.device import pick_device, set_deterministic
-    from moviegraph.train.models import ModelData, Trained, chosen
+    from moviegraph.train.models import ModelData, chosen
     from moviegraph.train.output import write_outputs
 
     tc = cfg.train
@@ -59,34 +64,20 @@ def _train_all(cfg: Config, wh: Warehouse, run: StageRun) -> str:
     versions = input_versions(wh, *input_tables(cfg))
     run.inputs.update(versions)
     data = ModelData(wh)
-    root = checkpoint_root(tc)
+    store = CheckpointStore(Storage(wh.spark), wh.output_uri(tc.checkpoint_dir))
     trained: list[Trained] = []
     per_model: dict[str, Any] = {}
     run.notes["models"] = per_model
     lines = [f"train: {len(models)} model(s) on {device.type}"
              + (f", DDP x{tc.num_processes}" if tc.distributed else "")]
-    for model in models:
-        folder = root / model.name
-        resumed = prepare_checkpoints(
-            folder, fingerprint(tc, model.name, model.distributed, versions, model.inputs(tc)),
-            tc.resume)
-        note = ""
-        if tc.distributed and not model.distributed:
-            note = "distributed training not supported yet for this model: one process"
-            print(f"[train] {model.name}: {note}", flush=True)
-        t = model.fit(data, cfg, device, folder)
-        if note:
-            t.notes["distributed"] = note
-        trained.append(t)
-        lines.append(_line(t, resumed))
-        per_model[model.name] = {
-            "seconds": round(t.seconds, 3), "final_loss": t.final_loss,
-            "dim": t.vectors.shape[1], "movies": len(t.movie_ids),
-            "epochs_run": len(t.fit.history), "best_epoch": t.fit.best_epoch,
-            "stopped_early": t.fit.stopped_early, "resumed_from": t.fit.resumed_from,
-            **t.metrics, **t.notes}
+    try:
+        for model in models:
+            lines.append(_fit_one(model, cfg, data, device, store, versions, trained,
+                                  per_model))
+    finally:
+        store.close()
     run.notes["device"] = str(device)
-    run.notes["checkpoints"] = str(root)
+    run.notes["checkpoints"] = store.uri
     write_outputs(wh, run, trained)
     lines.append(f"  wrote embeddings v{run.outputs['embeddings']}"
                  + (f", user_embeddings v{run.outputs['user_embeddings']}"
@@ -94,6 +85,42 @@ def _train_all(cfg: Config, wh: Warehouse, run: StageRun) -> str:
                  + (f", history v{run.outputs['history']}" if "history" in run.outputs else "")
                  + f" (run {run.run_id})")
     return "\n".join(lines)
+
+
+def _fit_one(model: Model, cfg: Config, data: ModelData, device: torch.device,
+             store: CheckpointStore, versions: dict[str, int], trained: list[Trained],
+             per_model: dict[str, Any]) -> str:
+    """Fit one model (its checkpoints mirrored by ``store``); return its summary line."""
+    from moviegraph.train.checkpoints import fingerprint, prepare_checkpoints
+    from moviegraph.train.loop import CHECKPOINT_SAVED
+
+    tc = cfg.train
+    if tc.resume:
+        store.fetch(model.name)
+    folder = store.folder(model.name)
+    resumed = prepare_checkpoints(
+        folder, fingerprint(tc, model.name, model.distributed, versions, model.inputs(tc)),
+        tc.resume)
+    store.sync(model.name)  # meta.json: a resume elsewhere checks the same fingerprint
+    note = ""
+    if tc.distributed and not model.distributed:
+        note = "distributed training not supported yet for this model: one process"
+        print(f"[train] {model.name}: {note}", flush=True)
+    token = CHECKPOINT_SAVED.set(lambda: store.sync(model.name))
+    try:
+        t = model.fit(data, cfg, device, folder)
+    finally:
+        CHECKPOINT_SAVED.reset(token)
+    if note:
+        t.notes["distributed"] = note
+    trained.append(t)
+    per_model[model.name] = {
+        "seconds": round(t.seconds, 3), "final_loss": t.final_loss,
+        "dim": t.vectors.shape[1], "movies": len(t.movie_ids),
+        "epochs_run": len(t.fit.history), "best_epoch": t.fit.best_epoch,
+        "stopped_early": t.fit.stopped_early, "resumed_from": t.fit.resumed_from,
+        **t.metrics, **t.notes}
+    return _line(t, resumed)
 
 
 def _line(t, resumed: bool) -> str:

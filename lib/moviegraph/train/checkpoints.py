@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from moviegraph.config import PROJECT_ROOT, ConfigError, TrainConfig
+from moviegraph import fs
+from moviegraph.config import ConfigError, TrainConfig
+from moviegraph.fs import Storage
 from moviegraph.train.loop import last_checkpoint
 
 #: Settings left out of the fingerprint, so a finished run can be resumed for more epochs
@@ -16,10 +19,48 @@ from moviegraph.train.loop import last_checkpoint
 _NOT_FINGERPRINTED = ("epochs", "patience")
 
 
-def checkpoint_root(tc: TrainConfig) -> Path:
-    """``train.checkpoint_dir`` as a path (relative ones under the project root)."""
-    p = Path(tc.checkpoint_dir)
-    return p if p.is_absolute() else PROJECT_ROOT / p
+class CheckpointStore:
+    """Where each model's checkpoint folder lives: ``train.checkpoint_dir`` (a URI, or a
+    path beside the warehouse, see :meth:`~moviegraph.tables.Warehouse.output_uri`).
+
+    Training always writes to a local folder. On the driver's local file system that is
+    the configured folder itself; elsewhere (HDFS, S3, ABFS: a cluster driver's disk is
+    gone with its container) it is a local staging folder, mirrored to the configured one
+    after every checkpoint (:meth:`sync`) and fetched back before a resume (:meth:`fetch`).
+    """
+
+    def __init__(self, storage: Storage, uri: str) -> None:
+        self.storage = storage
+        self.uri = uri
+        if storage.is_local(uri):
+            self.remote: str | None = None
+            self.local_root = Path(storage.local_path(uri))
+        else:
+            self.remote = uri
+            self.local_root = Path(tempfile.mkdtemp(prefix="moviegraph-checkpoints-"))
+
+    def folder(self, model: str) -> Path:
+        """The local folder ``model``'s trainer writes its checkpoints to."""
+        return self.local_root / model
+
+    def fetch(self, model: str) -> None:
+        """Bring ``model``'s mirrored checkpoints back to the local folder (resume)."""
+        if self.remote is None:
+            return
+        source = fs.join(self.remote, model)
+        if self.storage.exists(source):
+            shutil.rmtree(self.folder(model), ignore_errors=True)
+            self.storage.download(source, self.local_root)
+
+    def sync(self, model: str) -> None:
+        """Mirror ``model``'s local checkpoint folder to the configured place."""
+        if self.remote is not None and self.folder(model).is_dir():
+            self.storage.publish(self.folder(model), fs.join(self.remote, model))
+
+    def close(self) -> None:
+        """Remove the local staging folder (remote stores only)."""
+        if self.remote is not None:
+            shutil.rmtree(self.local_root, ignore_errors=True)
 
 
 def _settings(value: Any) -> Any:

@@ -10,6 +10,7 @@ checkpoint draws exactly what the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import random
 import re
@@ -27,6 +28,14 @@ EpochFn = Callable[[int], Iterator[tuple[float, int]]]
 ValidateFn = Callable[[], dict[str, float]]
 
 _CKPT = re.compile(r"^ckpt-(\d{6})\.pt$")
+
+
+#: Called after every checkpoint the loop writes, when set (the train stage mirrors a
+#: model's checkpoint folder to ``train.checkpoint_dir`` on HDFS / S3 with it, so a
+#: ``--resume`` after a lost driver finds them). A context variable keeps the trainers'
+#: signatures free of storage concerns.
+CHECKPOINT_SAVED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "checkpoint_saved", default=None)
 
 
 @dataclass
@@ -279,6 +288,9 @@ def fit(
                 cfg.checkpoint_dir, epoch, model, optimizer, result, best_state,
                 extra_state() if extra_state is not None else None, cfg.keep_checkpoints,
             )
+            hook = CHECKPOINT_SAVED.get()
+            if hook is not None:
+                hook()
         if _out_of_patience(result, cfg):
             result.stopped_early = epoch + 1 < cfg.epochs
             break
