@@ -9,6 +9,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 bin/bootstrap.sh
+# The report's test renders it in headless Chromium (Debian's package). Only the tests
+# install it: a job never installs system packages.
+bin/ensure-chromium.sh
 .venv/bin/ruff check lib tests jobs benchmarks examples
 .venv/bin/mypy lib
 set +e

@@ -29,6 +29,3 @@ if [ "$(cat "$jar_stamp" 2>/dev/null)" != "$jar_hash" ]; then
   "$venv/bin/python" -m moviegraph.jvm resolve
   echo "$jar_hash" > "$jar_stamp"
 fi
-
-# The evaluation report is checked in headless Chromium (Debian's package; skipped if absent).
-bash "$root/bin/ensure-chromium.sh"

@@ -44,6 +44,14 @@ DROP_ROOT = "hdfs:///data/moviegraph/drops"
 DAY_FOLDER = DROP_ROOT + "/{{ data_interval_start | ds }}"
 
 
+def _newest(pattern: str) -> str:
+    """The most recently built artifact matching ``pattern`` (its name carries a version or
+    a hash of the pinned requirements); the pattern itself when none is there yet, so the
+    DAG still loads and the task fails naming the missing file."""
+    found = glob.glob(pattern)
+    return max(found, key=os.path.getmtime) if found else pattern
+
+
 def spark_job(task_id: str, job: str, args: list[str],
               timeout: timedelta) -> SparkSubmitOperator:
     """One moviegraph job as a cluster-mode Spark application."""
@@ -55,8 +63,8 @@ def spark_job(task_id: str, job: str, args: list[str],
         yarn_track_via_rm_api=True,
         application=f"{HOME}/jobs/{job}.py",
         application_args=[*CONFIG, *args],
-        py_files=f"{HOME}/dist/moviegraph-0.1.0.zip",
-        archives=f"{HOME}/dist/moviegraph-venv.tar.gz#environment",
+        py_files=_newest(f"{HOME}/dist/moviegraph-*.zip"),
+        archives=_newest(f"{HOME}/dist/moviegraph-venv-*.tar.gz") + "#environment",
         jars=",".join(jars) or None,
         conf={
             "spark.pyspark.python": "./environment/bin/python",

@@ -18,6 +18,7 @@ torch only for ``train.distributed`` on a cluster (``local_mode=False``): ship t
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,10 @@ from moviegraph.config import PROJECT_ROOT
 #: Distributions Spark tasks import (mapInArrow kernels: walks, pairs, similarity, ingest;
 #: threadpoolctl holds BLAS to one thread in the similarity tasks).
 EXECUTOR_PACKAGES = ("numpy", "pyarrow", "pandas", "scipy", "numba", "threadpoolctl")
+#: Installed without their dependencies: the Spark layer's modules, which a task's
+#: function is unpickled from, import Delta Lake's Python API (pure Python over pyspark,
+#: which Spark itself puts on the executors' path).
+EXECUTOR_NO_DEPS = ("delta-spark",)
 
 DIST = PROJECT_ROOT / "dist"
 PACKAGE_DIR = PROJECT_ROOT / "lib" / "moviegraph"
@@ -81,7 +86,7 @@ def _archive_name(kind: str, requirements: list[str]) -> Path:
     return DIST / f"moviegraph-{kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.tar.gz"
 
 
-def _pack(requirements: list[str], dest: Path) -> Path:
+def _pack(requirements: list[str], dest: Path, no_deps: list[str] | None = None) -> Path:
     """A fresh virtualenv with ``requirements`` (pip's cache reused), packed by venv-pack.
 
     venv-pack refuses editable installs, hence the separate virtualenv; the archive is
@@ -91,16 +96,21 @@ def _pack(requirements: list[str], dest: Path) -> Path:
     if dest.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # Without the caller's PYTHONPATH: pip would see the project's own egg-info there and
+    # complain about its dependencies missing from this slim environment.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
                "--disable-pip-version-check"]
-        subprocess.run([*pip, *requirements, "venv-pack==0.2.0"], check=True)
+        subprocess.run([*pip, *requirements, "venv-pack==0.2.0"], check=True, env=env)
+        if no_deps:
+            subprocess.run([*pip, "--no-deps", *no_deps], check=True, env=env)
         partial = dest.with_name(dest.name + ".partial")
         subprocess.run([str(venv / "bin" / "venv-pack"), "-p", str(venv), "-o", str(partial),
                         "--format", "tar.gz", "--compress-level", "1", "--force", "--quiet"],
-                       check=True)
+                       check=True, env=env)
         partial.replace(dest)
     return dest
 
@@ -113,7 +123,9 @@ def build_venv_archive(dest: Path | None = None) -> Path:
 def build_executor_archive(dest: Path | None = None) -> Path:
     """A relocatable venv with what Spark tasks import (:data:`EXECUTOR_PACKAGES`)."""
     requirements = pinned_requirements(EXECUTOR_PACKAGES)
-    return _pack(requirements, dest or _archive_name("executor", requirements))
+    no_deps = pinned_requirements(EXECUTOR_NO_DEPS)
+    return _pack(requirements, dest or _archive_name("executor", requirements + no_deps),
+                 no_deps)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ the trainer or on downloads.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

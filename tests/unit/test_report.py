@@ -107,7 +107,7 @@ def test_report_is_self_contained_and_has_every_section(tmp_path):
     assert cells.index("node2vec") < cells.index("baseline:mostpop")
     assert "0.4" in text and "gensim" in text  # fidelity p-value, the note
 
-    path = write_report(text, tmp_path / "reports", "run-1")
+    path = Path(write_report(text, tmp_path / "reports", "run-1"))
     assert path.read_text() == text
     assert (tmp_path / "reports" / "latest.html").read_text() == text
     assert not list((tmp_path / "reports").glob("*.tmp"))
@@ -219,7 +219,7 @@ def render_in_chromium(html_path: Path, out_dir: Path, name: str = "report"
 
 
 def test_small_report_renders_in_headless_chromium(tmp_path):
-    path = write_report(render_report(small_data()), tmp_path / "reports", "small")
+    path = Path(write_report(render_report(small_data()), tmp_path / "reports", "small"))
     dom, shot = render_in_chromium(path, tmp_path)
     body = re.search(r"<body([^>]*)>", dom).group(1)
     assert 'data-charts-expected="6"' in body and 'data-charts-rendered="6"' in body

@@ -4,6 +4,16 @@
 analysis (GraphFrames must be on the classpath).
 """
 
-from moviegraph.graph.stats import GraphFramesUnavailable, load_graphframe
+from typing import Any
 
 __all__ = ["GraphFramesUnavailable", "load_graphframe"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: Spark tasks import this package's kernels on executors,
+    # whose environment has no Delta Lake client (``moviegraph.graph.stats`` needs it).
+    if name in __all__:
+        from moviegraph.graph import stats
+
+        return getattr(stats, name)
+    raise AttributeError(f"module 'moviegraph.graph' has no attribute {name!r}")

@@ -9,10 +9,16 @@ the uneven split of a batch by at most one rating): the result matches single-pr
 training within noise, whatever the number of processes. A final global batch with fewer
 ratings than processes is skipped (every process must take the same number of steps).
 
-Backends: gloo on CPU, nccl on CUDA. Each process checkpoints through the shared loop
-(rank 0 into the model's folder, rank r into ``rank<r>/`` below it), so ``resume`` works
-as in single-process training. Rank 0 writes the final weights and history to a file
-the driver loads.
+Backends: gloo on CPU, nccl on CUDA. Where the processes run follows the session's
+master: with a ``local[...]`` master TorchDistributor starts them on the driver
+(``local_mode=True``) and they share its disk: data and result pass through files, and
+each process checkpoints through the shared loop (rank 0 into the model's folder, rank r
+into ``rank<r>/`` below it), so ``resume`` works as in single-process training. On a
+cluster they run as one barrier stage on the executors (``local_mode=False``): the arrays
+travel with the tasks, rank 0 returns the weights to the driver, and nothing is
+checkpointed (an executor's disk is not the driver's; the run is restarted whole).
+Executors then need torch: ship the full environment (``--ship-venv``) or install it on
+the nodes.
 """
 
 from __future__ import annotations
@@ -65,9 +71,21 @@ def rank_checkpoint_dir(base: str | Path | None, rank: int) -> Path | None:
     return Path(base) if rank == 0 else Path(base) / f"rank{rank}"
 
 
-def _mf_worker(data_path: str, num_users: int, num_items: int, cfg_dict: dict[str, Any],
-               loop_dict: dict[str, Any], out_path: str, use_gpu: bool, threads: int) -> str:
-    """One DDP process (run by torchrun under TorchDistributor, or by ``spawn``)."""
+def runs_on_executors(spark: Any) -> bool:
+    """True when TorchDistributor would start the processes on executors (any master but
+    ``local[...]``)."""
+    return not str(spark.sparkContext.master).startswith("local")
+
+
+def _mf_worker(data_source: str | dict[str, np.ndarray], num_users: int, num_items: int,
+               cfg_dict: dict[str, Any], loop_dict: dict[str, Any], out_path: str | None,
+               use_gpu: bool, threads: int) -> Any:
+    """One DDP process (run by torchrun under TorchDistributor, or by ``spawn``).
+
+    ``data_source`` is an ``.npz`` path (processes beside the driver) or the arrays
+    themselves (processes on executors); with ``out_path`` None rank 0 returns the result
+    instead of writing it.
+    """
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
@@ -89,7 +107,7 @@ def _mf_worker(data_path: str, num_users: int, num_items: int, cfg_dict: dict[st
         loop_kw["progress"] = bool(loop_kw.get("progress")) and rank == 0
         loop = LoopConfig(**loop_kw)
 
-        data = np.load(data_path)
+        data = np.load(data_source) if isinstance(data_source, str) else data_source
         u_all = torch.as_tensor(data["users"], dtype=torch.long, device=device)
         i_all = torch.as_tensor(data["items"], dtype=torch.long, device=device)
         r_all = torch.as_tensor(data["ratings"], dtype=torch.float32, device=device)
@@ -123,11 +141,12 @@ def _mf_worker(data_path: str, num_users: int, num_items: int, cfg_dict: dict[st
                 return validation_rmse(model, val)
 
         result = fit(model, run_epoch, loop, optimizer=opt, validate=validate)
-        if rank == 0:
-            torch.save({"state": {k: v.cpu() for k, v in model.state_dict().items()},
-                        "fit": dataclasses.asdict(result)}, out_path)
+        out = {"state": {k: v.cpu() for k, v in model.state_dict().items()},
+               "fit": dataclasses.asdict(result)}
+        if rank == 0 and out_path is not None:
+            torch.save(out, out_path)
         dist.barrier()
-        return out_path
+        return out if rank == 0 and out_path is None else out_path
     finally:
         dist.destroy_process_group()
 
@@ -169,41 +188,61 @@ def train_mf_distributed(
         num_processes: DDP world size.
         use_gpu: one CUDA device per process, nccl backend (else gloo on CPU).
         val: optional validation arrays, scored each epoch as ``val_rmse``.
-        launcher: ``"spark"``: ``TorchDistributor(local_mode=True)`` (needs an active
-            SparkSession; processes start on the driver), ``"spawn"``:
-            ``torch.multiprocessing.spawn`` (no Spark).
+        launcher: ``"spark"``: TorchDistributor on the active SparkSession (processes on
+            the driver under a ``local[...]`` master, on the executors otherwise, see
+            :func:`runs_on_executors`), ``"spawn"``: ``torch.multiprocessing.spawn`` (no
+            Spark).
         workdir: folder for the data and result files (default: a temporary folder).
         threads: torch CPU threads per process (0: the cores divided by the processes).
     """
     if launcher not in ("spark", "spawn"):
         raise ValueError(f"launcher must be 'spark' or 'spawn', got {launcher!r}")
+    arrays: dict[str, np.ndarray] = {
+        "users": np.asarray(users, np.int64), "items": np.asarray(items, np.int64),
+        "ratings": np.asarray(ratings, np.float32)}
+    if val is not None:
+        arrays.update(val_users=np.asarray(val[0], np.int64),
+                      val_items=np.asarray(val[1], np.int64),
+                      val_ratings=np.asarray(val[2], np.float32))
+    loop_dict = dataclasses.asdict(loop)
+    if loop_dict["checkpoint_dir"] is not None:
+        loop_dict["checkpoint_dir"] = str(loop_dict["checkpoint_dir"])
+    settings = (num_users, num_items, dataclasses.asdict(cfg))
+    distributor = None
+    if launcher == "spark":
+        from pyspark.ml.torch.distributor import TorchDistributor
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        on_executors = spark is not None and runs_on_executors(spark)
+        distributor = TorchDistributor(num_processes=num_processes,
+                                       local_mode=not on_executors, use_gpu=use_gpu)
+        if on_executors:
+            # An executor's disk is not the driver's: arrays in, weights back, no checkpoints.
+            loop_dict["checkpoint_dir"] = None
+            out = distributor.run(_mf_worker, arrays, *settings, loop_dict, None, use_gpu,
+                                  threads)
+            if out is None:
+                raise RuntimeError("distributed mf: rank 0 returned no result")
+            return _result(out, num_users, num_items, cfg)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         data_path = str(Path(tmp) / "data.npz")
         out_path = str(Path(tmp) / "result.pt")
-        arrays: dict[str, np.ndarray] = {
-                  "users": np.asarray(users, np.int64), "items": np.asarray(items, np.int64),
-                  "ratings": np.asarray(ratings, np.float32)}
-        if val is not None:
-            arrays.update(val_users=np.asarray(val[0], np.int64),
-                          val_items=np.asarray(val[1], np.int64),
-                          val_ratings=np.asarray(val[2], np.float32))
         np.savez(data_path, allow_pickle=False, **arrays)
-        loop_dict = dataclasses.asdict(loop)
-        if loop_dict["checkpoint_dir"] is not None:
-            loop_dict["checkpoint_dir"] = str(loop_dict["checkpoint_dir"])
-        args = (data_path, num_users, num_items, dataclasses.asdict(cfg), loop_dict, out_path,
-                use_gpu, threads)
-        if launcher == "spark":
-            from pyspark.ml.torch.distributor import TorchDistributor
-
-            TorchDistributor(num_processes=num_processes, local_mode=True,
-                             use_gpu=use_gpu).run(_mf_worker, *args)
+        args = (data_path, *settings, loop_dict, out_path, use_gpu, threads)
+        if distributor is not None:
+            distributor.run(_mf_worker, *args)
         else:
             import torch.multiprocessing as mp
 
             mp.spawn(_spawn_entry, args=(num_processes, _free_port(), args),
                      nprocs=num_processes, join=True)
         out = torch.load(out_path, map_location="cpu", weights_only=False)
+    return _result(out, num_users, num_items, cfg)
+
+
+def _result(out: dict[str, Any], num_users: int, num_items: int, cfg: MFConfig) -> MFResult:
+    """The model and history rank 0 produced."""
     model = BiasedMF(num_users, num_items, cfg.dim, 0.0, cfg.init_std)
     model.load_state_dict(out["state"])  # global_mean is a buffer: restored too
     return MFResult(model=model, fit=FitResult(**out["fit"]))

@@ -295,7 +295,16 @@ def _fit_adam(data: MFData, cfg: Config, device: torch.device, folder: Path
         res = train_mf(u, i, y, len(data.user_ids), len(data.movie_ids), mc,
                        val=data.val, loop=loop, device=device)
     state = {k: v.detach().cpu() for k, v in res.model.state_dict().items()}
-    return state, res.fit, {"method": "adam", "distributed": tc.distributed}
+    notes: dict[str, Any] = {"method": "adam", "distributed": tc.distributed}
+    if tc.distributed:
+        from pyspark.sql import SparkSession
+
+        from moviegraph.train.distributed import runs_on_executors
+
+        spark = SparkSession.getActiveSession()
+        notes["ddp_processes_on"] = ("executors" if spark is not None
+                                     and runs_on_executors(spark) else "driver")
+    return state, res.fit, notes
 
 
 def fit_mf(data: ModelData, cfg: Config, device: torch.device, folder: Path) -> Trained:

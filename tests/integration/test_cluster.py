@@ -1,0 +1,230 @@
+"""The whole pipeline on a real Spark standalone cluster (a master and two workers, each
+its own JVM on 127.0.0.1), submitted as a user would: ``./spark-submit.sh --master
+spark://...`` from a folder that is not the checkout, the package shipped as a zip and the
+executors' Python as a venv-pack archive.
+
+What it shows: the application registers with that master, its tasks run on two
+executors (separate processes), every table equals a ``local[2]`` run's row for row, and
+``train.distributed`` runs its DDP processes on the executors with the one-process result.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from moviegraph.config import PROJECT_ROOT
+from tests.integration.tables_compare import delta_table
+from tests.standalone import StandaloneCluster
+
+# Small settings: a few seconds per stage. One training thread: skip-gram's threads race
+# (Hogwild), which would make the two runs' vectors differ by more than float noise.
+SETTINGS = (
+    "ingest.dataset=path", "spark.shuffle_partitions=2", "spark.progress=false",
+    "pairs.min_rating=3.5", "walks.num_walks=2", "walks.walk_length=10",
+    "train.models=node2vec,mf", "train.threads=1",
+    "train.node2vec.dim=16", "train.node2vec.epochs=2",
+    "train.mf.method=adam", "train.mf.adam.dim=8", "train.mf.adam.epochs=3",
+    "evaluate.baselines=mostpop,itemknn", "evaluate.own_scorers=false",
+    "evaluate.tsne_max_movies=200", "evaluate.tsne_max_iter=300",
+)
+
+# Columns that name a run, or when it happened, rather than what it computed.
+RUN_COLUMNS = {"run_id", "created_at", "started_at", "finished_at", "ts_written", "seconds"}
+# Keys of metric maps that time the run (throughput) rather than measure its result.
+TIMING_KEY_SUFFIXES = ("_per_s", "_seconds")
+# Tables that describe the runs themselves.
+BOOKKEEPING = {"runs"}
+# Floats equal within this; they come from the same seeds on the same code, but the
+# summation order of a Spark aggregate may follow the partitioning.
+FLOAT_TOLERANCE = 1e-5
+
+
+def _sets(*pairs: str) -> list[str]:
+    return [arg for pair in pairs for arg in ("--set", pair)]
+
+
+def _tables(root: Path) -> list[str]:
+    return sorted(p.parent.name for p in root.glob("*/_delta_log"))
+
+
+def _canonical(root: Path, name: str) -> pa.Table:
+    table = delta_table(root, name)
+    table = table.drop_columns([c for c in table.column_names if c in RUN_COLUMNS])
+    for i, column in enumerate(table.column_names):
+        if pa.types.is_map(table.schema.field(column).type):
+            # A map as sorted text: timing entries dropped, values rounded to the tolerance.
+            text = [None if m is None else json.dumps(sorted(
+                (k, round(v, 5) if isinstance(v, float) else v) for k, v in m
+                if not k.endswith(TIMING_KEY_SUFFIXES))) for m in table[column].to_pylist()]
+            table = table.set_column(i, column, pa.array(text, pa.string()))
+    keys = [c for c in table.column_names
+            if not pa.types.is_nested(table.schema.field(c).type)
+            and not pa.types.is_floating(table.schema.field(c).type)]
+    return table.sort_by([(k, "ascending") for k in keys]) if keys else table
+
+
+def _assert_close_tables(actual: pa.Table, expected: pa.Table, name: str) -> None:
+    assert actual.schema.names == expected.schema.names, f"{name}: columns differ"
+    assert actual.num_rows == expected.num_rows, (
+        f"{name}: {actual.num_rows} rows vs {expected.num_rows}")
+    for column in actual.column_names:
+        a, b = actual[column].combine_chunks(), expected[column].combine_chunks()
+        kind = actual.schema.field(column).type
+        if pa.types.is_floating(kind) or (pa.types.is_list(kind)
+                                          and pa.types.is_floating(kind.value_type)):
+            flat_a = pc.list_flatten(a) if pa.types.is_list(kind) else a
+            flat_b = pc.list_flatten(b) if pa.types.is_list(kind) else b
+            np.testing.assert_allclose(flat_a.to_numpy(zero_copy_only=False),
+                                       flat_b.to_numpy(zero_copy_only=False),
+                                       atol=FLOAT_TOLERANCE, err_msg=f"{name}.{column}")
+        else:
+            assert a.equals(b), f"{name}.{column} differs"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    started = StandaloneCluster(tmp_path_factory.mktemp("cluster"), workers=2, cores=1,
+                                memory="2g").start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def local_run(small_ratings, tmp_path_factory) -> Path:
+    """The reference: the same pipeline with a ``local[2]`` master."""
+    root = tmp_path_factory.mktemp("local") / "warehouse"
+    done = subprocess.run(
+        [sys.executable, "-m", "moviegraph", "pipeline", "--quiet",
+         *_sets(*SETTINGS, f"ingest.path={small_ratings}", f"warehouse.root={root}",
+                "spark.master=local[2]")],
+        capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+@pytest.fixture(scope="module")
+def cluster_run(cluster, small_ratings, tmp_path_factory):
+    """``./spark-submit.sh --master spark://... --ship-executor-env pipeline`` from a
+    foreign folder; returns the warehouse, the event log folder and the process."""
+    base = tmp_path_factory.mktemp("submitted")
+    elsewhere, events, root = base / "cwd", base / "events", base / "warehouse"
+    elsewhere.mkdir()
+    events.mkdir()
+    done = subprocess.run(
+        [str(PROJECT_ROOT / "spark-submit.sh"), "--master", cluster.url,
+         "--ship-executor-env", "--executor-memory", "1g", "--driver-memory", "2g",
+         *_event_log_conf(events), "pipeline", "--quiet",
+         *_sets(*SETTINGS, f"ingest.path={small_ratings}", f"warehouse.root={root.as_uri()}")],
+        capture_output=True, text=True, timeout=1200, cwd=elsewhere)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, events, done
+
+
+def _event_log_conf(folder: Path) -> list[str]:
+    """spark-submit options for a plain-text, single-file event log per application."""
+    return ["--conf", "spark.eventLog.enabled=true",
+            "--conf", f"spark.eventLog.dir={folder.as_uri()}",
+            "--conf", "spark.eventLog.compress=false",
+            "--conf", "spark.eventLog.rolling.enabled=false"]
+
+
+def _event_logs(folder: Path) -> list[list[dict]]:
+    """The events of each application logged under ``folder``."""
+    return [[json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.name.startswith((".", "appstatus"))]
+
+
+def _task_executors(events: list[dict], barrier_only: bool = False) -> dict[str, int]:
+    """Executor id -> number of finished tasks (of barrier stages only, if asked)."""
+    barrier = {e["Stage Info"]["Stage ID"] for e in events
+               if e["Event"] == "SparkListenerStageSubmitted"
+               and any(r.get("Barrier") for r in e["Stage Info"].get("RDD Info", []))}
+    counts: dict[str, int] = {}
+    for e in events:
+        if e["Event"] == "SparkListenerTaskEnd" and (not barrier_only
+                                                       or e["Stage ID"] in barrier):
+            executor = e["Task Info"]["Executor ID"]
+            counts[executor] = counts.get(executor, 0) + 1
+    return counts
+
+
+def test_application_registers_with_the_master_and_runs_on_two_executors(cluster,
+                                                                         cluster_run):
+    _, events, done = cluster_run
+    logs = _event_logs(events)
+    assert len(logs) == 1, "one application"
+    start = next(e for e in logs[0] if e["Event"] == "SparkListenerApplicationStart")
+    apps = {a["id"] for a in cluster.applications()}
+    assert start["App ID"] in apps, f"{start['App ID']} not among the master's {apps}"
+    per_executor = _task_executors(logs[0])
+    assert "driver" not in per_executor
+    assert len(per_executor) == 2 and min(per_executor.values()) > 0, per_executor
+    # Separate processes: each executor was added with its own host:port / process.
+    added = [e for e in logs[0] if e["Event"] == "SparkListenerExecutorAdded"]
+    assert len({e["Executor ID"] for e in added}) >= 2
+    assert done.stdout.splitlines()[0].startswith(cluster.url) or cluster.url in done.stdout
+
+
+def test_cluster_tables_equal_the_local_run(cluster_run, local_run):
+    root = Path(cluster_run[0])
+    names = _tables(root)
+    assert names == _tables(local_run)
+    for required in ("ratings", "pair_counts", "edges", "walks", "embeddings",
+                     "similar_movies", "recommendations", "metrics"):
+        assert required in names
+    for name in sorted(set(names) - BOOKKEEPING):
+        _assert_close_tables(_canonical(root, name), _canonical(local_run, name), name)
+    # The report and the exports were written beside the warehouse, not in the
+    # submitting folder or the checkout.
+    assert any((root.parent / "reports").rglob("*.html"))
+    assert any((root.parent / "exports").iterdir())
+    assert not any((root.parent / "cwd").iterdir())
+
+
+def test_distributed_training_runs_ddp_on_the_executors(cluster, cluster_run, tmp_path):
+    """``train --set train.distributed=true`` on the cluster: TorchDistributor starts the
+    DDP processes as a barrier stage on the two executors; the model equals one
+    process's within float noise. The executors need torch, which the slim executor
+    archive leaves out; on this one-machine cluster they use the project's virtualenv
+    (on a real cluster: ``--ship-venv``)."""
+    from deltalake import DeltaTable
+
+    root, _, _ = cluster_run
+    one_process = DeltaTable(str(root / "embeddings")).version()
+    events = tmp_path / "events"
+    events.mkdir()
+    done = subprocess.run(
+        [str(PROJECT_ROOT / "spark-submit.sh"), "--master", cluster.url,
+         "--executor-memory", "1g", "--driver-memory", "2g",
+         "--conf", f"spark.pyspark.python={PROJECT_ROOT / '.venv' / 'bin' / 'python'}",
+         *_event_log_conf(events), "train", "--quiet", "--force",
+         *_sets(*SETTINGS, f"warehouse.root={root.as_uri()}", "train.models=mf",
+                "train.distributed=true", "train.num_processes=2")],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [log] = _event_logs(events)
+    on = _task_executors(log, barrier_only=True)
+    assert len(on) == 2 and "driver" not in on, f"DDP tasks ran on {on}"
+
+    runs = DeltaTable(str(root / "runs")).to_pyarrow_table().to_pylist()
+    trains = sorted((r for r in runs if r["stage"] == "train" and r["status"] == "succeeded"),
+                    key=lambda r: r["started_at"])
+    single, ddp = (json.loads(r["notes"])["models"]["mf"] for r in trains[-2:])
+    assert ddp["distributed"] is True and ddp["ddp_processes_on"] == "executors"
+    assert single["distributed"] is False
+    # Same global batches, gradients averaged over the two halves: equal within noise.
+    assert ddp["test_rmse"] == pytest.approx(single["test_rmse"], abs=0.01)
+    one, two = (table[table["model"] == "mf"].sort_values("movie_id")
+                for table in (delta_table(root, "embeddings", one_process).to_pandas(),
+                              delta_table(root, "embeddings").to_pandas()))
+    assert one["movie_id"].tolist() == two["movie_id"].tolist()
+    np.testing.assert_allclose(np.stack(one["vector"]), np.stack(two["vector"]), atol=0.05)
