@@ -274,6 +274,14 @@ def _fit_bpmf(data: MFData, cfg: Config, device: torch.device
     return state, fit, notes
 
 
+def _mf_loop(cfg: Config, data: MFData, epochs: int, folder: Path) -> LoopConfig:
+    """Loop settings of adam / als: early stopping on ``val_rmse`` when a validation cut
+    was held out (``train.mf.patience > 0``)."""
+    return loop_config(cfg, "mf", epochs, "rating", folder,
+                       monitor="val_rmse" if data.val is not None else None,
+                       patience=cfg.train.mf.patience)
+
+
 def _fit_adam(data: MFData, cfg: Config, device: torch.device, folder: Path
               ) -> tuple[dict[str, torch.Tensor], FitResult, dict[str, Any]]:
     """Biased MF by Adam (DDP when ``train.distributed``) on ``data.fit``."""
@@ -281,9 +289,7 @@ def _fit_adam(data: MFData, cfg: Config, device: torch.device, folder: Path
 
     tc = cfg.train
     mc = replace(tc.mf.adam, seed=tc.seed)
-    loop = loop_config(cfg, "mf", mc.epochs, "rating", folder,
-                       monitor="val_rmse" if data.val is not None else None,
-                       patience=tc.mf.patience)
+    loop = _mf_loop(cfg, data, mc.epochs, folder)
     u, i, y = data.fit
     if tc.distributed:
         from moviegraph.train.distributed import train_mf_distributed
@@ -312,14 +318,10 @@ def _fit_als(data: MFData, cfg: Config, folder: Path
     """Biased MF by ALS (:mod:`moviegraph.train.als`, compiled, CPU) on ``data.fit``."""
     from moviegraph.train.als import train_als
 
-    tc = cfg.train
-    ac = replace(tc.mf.als, seed=tc.seed)
-    loop = loop_config(cfg, "mf", ac.iterations, "rating", folder,
-                       monitor="val_rmse" if data.val is not None else None,
-                       patience=tc.mf.patience)
+    ac = replace(cfg.train.mf.als, seed=cfg.train.seed)
     u, i, y = data.fit
     res = train_als(u, i, y, len(data.user_ids), len(data.movie_ids), ac, val=data.val,
-                    loop=loop)
+                    loop=_mf_loop(cfg, data, ac.iterations, folder))
     state = {k: v.detach().cpu() for k, v in res.model.state_dict().items()}
     return state, res.fit, {"method": "als", "als_dim": ac.dim}
 
