@@ -197,3 +197,24 @@ def test_bad_input_is_one_clear_error() -> None:
         train_als(u[:0], i[:0], r[:0], 3, 3, ALSConfig(dim=2))
     with pytest.raises(ValueError, match="reg_factors"):
         ALSConfig(reg_factors=0.0)
+
+
+def test_benchmark_numpy_reference_is_the_same_als() -> None:
+    # benchmarks/mf_speed.py's reference (a numpy loop of dense solves) from ALS's own start
+    # must land on ALS's result: the speed ratio compares the same computation.
+    from benchmarks.mf_speed import numpy_als_reference
+
+    from moviegraph.train.mf import BiasedMF
+
+    u, i, r = _synthetic(11)
+    nu, ni = u.max() + 1, i.max() + 1
+    als = _als(u, i, r, 3)
+    torch.manual_seed(ALSConfig().seed)
+    start = BiasedMF(nu, ni, 4, float(r.mean()), ALSConfig().init_std)
+    y0 = np.hstack([start.item_factors.weight.detach().double().numpy(),
+                    start.item_bias.weight.detach().double().numpy()])
+    x, y = numpy_als_reference(u, i, r, nu, ni, y0, 3, 0.05, 0.02)
+    np.testing.assert_allclose(als.model.item_factors.weight.detach().numpy(), y[:, :-1],
+                               atol=1e-5)
+    np.testing.assert_allclose(als.model.user_bias.weight.detach().numpy()[:, 0], x[:, -1],
+                               atol=1e-5)
