@@ -218,3 +218,19 @@ def test_benchmark_numpy_reference_is_the_same_als() -> None:
                                atol=1e-5)
     np.testing.assert_allclose(als.model.user_bias.weight.detach().numpy()[:, 0], x[:, -1],
                                atol=1e-5)
+
+
+def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path) -> None:
+    # The state between sweeps is the model's weights: 2 sweeps, then 2 more resumed from
+    # the checkpoint, must equal 4 in one go.
+    u, i, r = _synthetic(13)
+    cfg = ALSConfig(dim=3)
+    whole = train_als(u, i, r, u.max() + 1, i.max() + 1, cfg,
+                      loop=LoopConfig(epochs=4, progress=False))
+    for epochs in (2, 4):
+        part = train_als(u, i, r, u.max() + 1, i.max() + 1, cfg,
+                         loop=LoopConfig(epochs=epochs, progress=False, resume=True,
+                                         checkpoint_dir=tmp_path))
+    assert part.fit.resumed_from == 1  # the second run started after sweep 2 (epoch 1)
+    for name, value in whole.model.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), part.model.state_dict()[name].numpy())
