@@ -1,5 +1,5 @@
 """The train stage's mf path without Spark: written vectors reproduce the model's
-predictions (bpmf and adam), same config => same vectors, and the layouts."""
+predictions (bpmf, adam and als), same config => same vectors, and the layouts."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ def _test_part(r: Ratings):
     return r.user_id[test], r.movie_id[test], r.rating[test].astype(np.float64)
 
 
-@pytest.mark.parametrize("method", ["bpmf", "adam"])
+@pytest.mark.parametrize("method", ["bpmf", "adam", "als"])
 def test_full_layout_vectors_give_the_reported_test_rmse(method: str, tmp_path) -> None:
     r = _ratings()
     cfg = _cfg(f"train.mf.method={method}", "train.mf.biases=full", "train.mf.bpmf.dim=3",
                "train.mf.bpmf.burn_in=10", "train.mf.bpmf.samples=30", "train.mf.adam.dim=8",
-               "train.mf.adam.epochs=20", "train.mf.adam.lr=0.02")
+               "train.mf.adam.epochs=20", "train.mf.adam.lr=0.02", "train.mf.als.dim=3")
     t = fit_mf(ModelData(loaded=r), cfg, CPU, tmp_path / "ckpt")
     movie = dict(zip(t.movie_ids.tolist(), t.vectors.astype(np.float64), strict=True))
     user = dict(zip(t.user_ids.tolist(), t.user_vectors.astype(np.float64), strict=True))

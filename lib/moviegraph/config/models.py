@@ -1,8 +1,9 @@
 """The models' own settings: one dataclass per model, used by its trainer and as its config section.
 
 ``[train.node2vec]`` *is* a :class:`SkipGramConfig`, ``[train.cbow]`` a :class:`CBOWConfig`,
-``[train.mf]`` an :class:`MFSettings` (with ``[train.mf.bpmf]`` a :class:`BPMFConfig` and
-``[train.mf.adam]`` an :class:`MFConfig`), ``[train.softmax]`` a :class:`SoftmaxConfig`
+``[train.mf]`` an :class:`MFSettings` (with ``[train.mf.bpmf]`` a :class:`BPMFConfig`,
+``[train.mf.adam]`` an :class:`MFConfig` and ``[train.mf.als]`` an :class:`ALSConfig`),
+``[train.softmax]`` a :class:`SoftmaxConfig`
 and ``[train.edlae]`` an :class:`EDLAEConfig`. The trainers in :mod:`moviegraph.train`
 take these same objects, so each setting has one name, one default, one doc and one range.
 
@@ -190,13 +191,36 @@ class MFConfig:
 
 
 @dataclass
+class ALSConfig:
+    """mf with method = als: biased MF by alternating least squares (adam's penalised least
+    squares, each half-sweep solved exactly per user / per movie by a compiled kernel on the
+    CPU threads; checkpoints and early stopping as adam)."""
+
+    dim: int = param(64, "Latent factors (a sweep costs ratings x (dim + 1)^2 multiply-adds).",
+                     ge=1)
+    reg_factors: float = param(0.1, "L2 weight on the factors p_u, q_i per observed rating.",
+                               gt=0.0)
+    reg_bias: float = param(0.1, "L2 weight on the biases b_u, b_i per observed rating.",
+                            gt=0.0)
+    iterations: int = param(10, "Sweeps: all users solved given the movies, then all movies "
+                                "given the users.", ge=1)
+    init_std: float = param(0.1, "Standard deviation of the initial factors.", ge=0.0)
+    seed: int = option(0, SEED_DOC)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
 class MFSettings:
     """mf: biased matrix factorisation on the train part of the rating split."""
 
     method: str = param(
         "bpmf", "How the model is fitted: bpmf (Bayesian, Gibbs sampling; prediction = "
-                "posterior average; [train.mf.bpmf]) or adam (penalised least squares, "
-                "mini-batch Adam; [train.mf.adam]).", choices=("bpmf", "adam"))
+                "posterior average; [train.mf.bpmf]), adam (penalised least squares, "
+                "mini-batch Adam; [train.mf.adam]) or als (the same objective by alternating "
+                "least squares, a compiled per-entity solve on the CPU; [train.mf.als]).",
+        choices=("bpmf", "adam", "als"))
     biases: str = param(
         "full", "Biases in the written vectors: drop (factors only), append (movie [q, b_i, "
                 "1], user [p, 1, b_u], so user.movie = prediction - global mean) or full "
@@ -205,11 +229,12 @@ class MFSettings:
     write_rank: int = param(64, "bpmf: columns of the written factor block (truncated SVD of "
                                 "the posterior-mean interaction); 0 = exact (up to min(users, "
                                 "movies, samples x dim) columns).", ge=0)
-    patience: int = param(0, "adam: stop after this many epochs without a better validation "
+    patience: int = param(0, "adam, als: stop after this many epochs without a better validation "
                              "RMSE (a validation cut of the train part is then held out) and "
                              "keep the best epoch; 0 = off.", ge=0)
     bpmf: BPMFConfig = field(default_factory=BPMFConfig)
     adam: MFConfig = field(default_factory=MFConfig)
+    als: ALSConfig = field(default_factory=ALSConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -24,9 +24,13 @@ the largest gain (dim 10: 0.904 -> 0.889), see ``benchmarks/mf_ml100k.py``.
 One sweep: hyperparameters (numpy, ``k x k``, tiny) -> all users at once -> all movies at
 once. The users' conditional is Gaussian with precision ``L_U + alpha sum_i z_i z_i^T`` and
 ``precision @ mean = L_U m_U + alpha sum_i z_i t_ui`` over the user's ratings, where
-``z_i = [q_i, 1]`` and ``t_ui = r_ui - mu - b_i``. These sums are built by ``index_add_``
-over chunks of ratings and every user is drawn with one batched Cholesky
-(``torch.linalg.cholesky`` on an ``(n_users, k, k)`` batch): no Python loop over entities.
+``z_i = [q_i, 1]`` and ``t_ui = r_ui - mu - b_i``. On the CPU these sums, the Cholesky
+factor and the draw are :func:`moviegraph.train.als.solve_side`'s compiled per-entity
+solve (the one ALS uses; :class:`CompiledSides`): entities in parallel, each in a fixed
+order, so the samples do not depend on the thread count. On CUDA they are built by
+``index_add_`` over chunks of ratings and every user is drawn with one batched Cholesky
+(``torch.linalg.cholesky`` on an ``(n_users, k, k)`` batch). Neither loops over entities
+in Python.
 
 Prediction is the posterior average over the sweeps after burn-in of
 ``mu + b_u + b_i + <p_u, q_i>``; :func:`interaction_vectors` turns the kept samples into
@@ -42,13 +46,16 @@ samples (on CUDA, ``index_add_`` accumulates in a nondeterministic order unless
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from moviegraph.config.models import BPMFConfig
+from moviegraph.train.als import RatingsBy, kernel_threads, solve_side
 from moviegraph.train.device import pick_device
 
 
@@ -175,6 +182,11 @@ class SideLink:
             torch.as_tensor(np.stack([e, f])), torch.as_tensor(val),
             (n_entities, n_features), check_invariants=True,
         ).coalesce().to(device=device, dtype=dtype)
+        # CSR copies of F and F^T for the per-sweep products (COO's are ~8x slower).
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            self.rows = self.features.to_sparse_csr()
+            self.columns = self.features.t().coalesce().to_sparse_csr()
         # F^T F by pairs sharing an entity, accumulated as a dense (n_features^2) matrix.
         ft = torch.sparse_coo_tensor(torch.as_tensor(np.stack([f, e])), torch.as_tensor(val),
                                      (n_features, n_entities), check_invariants=True).coalesce()
@@ -189,7 +201,7 @@ class SideLink:
         if self.link.shape[1] != k:
             return torch.zeros((self.features.shape[0], k), dtype=self.chol.dtype,
                                device=self.chol.device)
-        return torch.sparse.mm(self.features, self.link)
+        return self.rows @ self.link
 
     def scatter(self) -> tuple[np.ndarray | None, int]:
         """``(lambda B^T B, rows of B)`` for :func:`sample_hyper`."""
@@ -201,7 +213,7 @@ class SideLink:
     def sample(self, x: torch.Tensor, mean: torch.Tensor, prec: torch.Tensor,
                gen: torch.Generator) -> None:
         """Draw ``B`` given the states ``x``, the prior mean ``m`` and precision ``Lambda``."""
-        rhs = torch.sparse.mm(self.features.t(), x - mean)
+        rhs = self.columns @ (x - mean)
         centre = torch.cholesky_solve(rhs, self.chol)
         z = torch.randn(centre.shape, generator=gen, device=x.device, dtype=x.dtype)
         lo = torch.linalg.cholesky(prec)
@@ -213,6 +225,64 @@ class SideLink:
 def _with_one(factors: torch.Tensor) -> torch.Tensor:
     """``[factors, 1]``: the design rows the other side sees (the 1 multiplies its bias)."""
     return torch.cat([factors, torch.ones_like(factors[:, :1])], dim=1)
+
+
+class CompiledSides:
+    """Both sides' Gibbs draws on the CPU by :func:`moviegraph.train.als.solve_side`.
+
+    The ratings are grouped by user and by movie once; each draw hands the kernel the
+    other side's states, the prior (precision ``Lambda`` and ``Lambda m`` per entity), the
+    noise precisions and standard normals from the sampler's ``torch.Generator`` (the same
+    numbers :func:`draw` would take, so both paths sample the same chain up to rounding).
+    No ``(ratings, k, k)`` temporaries, no Python loop over entities; torch's thread count
+    (``train.threads``) is the kernel's.
+    """
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, mu: float,
+                 num_users: int, num_items: int) -> None:
+        u = np.asarray(users, np.int64)
+        i = np.asarray(items, np.int64)
+        r = np.asarray(ratings, np.float64)
+        self.u, self.i = u, i
+        self.by_user = RatingsBy.build(u, i, num_users)
+        self.by_item = RatingsBy.build(i, u, num_items)
+        self.resid_user = np.ascontiguousarray(r[self.by_user.order] - mu)
+        self.resid_item = np.ascontiguousarray(r[self.by_item.order] - mu)
+
+    def users(self, items: torch.Tensor, alpha: float, scale_u: torch.Tensor,
+              scale_v: torch.Tensor, weighted: bool, mean: torch.Tensor, prec: torch.Tensor,
+              gen: torch.Generator) -> torch.Tensor:
+        """One draw of every user's state given the movies' ``items`` states."""
+        return self._side(self.by_user, self.resid_user, items, alpha, scale_u, scale_v,
+                          weighted, mean, prec, gen)
+
+    def items(self, users: torch.Tensor, alpha: float, scale_u: torch.Tensor,
+              scale_v: torch.Tensor, weighted: bool, mean: torch.Tensor, prec: torch.Tensor,
+              gen: torch.Generator) -> torch.Tensor:
+        """One draw of every movie's state given the users' ``users`` states."""
+        return self._side(self.by_item, self.resid_item, users, alpha, scale_u, scale_v,
+                          weighted, mean, prec, gen)
+
+    def _side(self, by: RatingsBy, resid: np.ndarray, other: torch.Tensor, alpha: float,
+              scale_u: torch.Tensor, scale_v: torch.Tensor, weighted: bool,
+              mean: torch.Tensor, prec: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n, k = len(by.indptr) - 1, other.shape[1]
+        kernel_threads(None)
+        weight = np.zeros(0)
+        if weighted:  # rating j's precision is alpha * s_u * c_i
+            w = (scale_u.double().numpy()[self.u] * scale_v.double().numpy()[self.i])
+            weight = np.ascontiguousarray(w[by.order])
+        lam = prec.double().numpy()
+        rhs = np.ascontiguousarray(np.broadcast_to(mean.double().numpy() @ lam, (n, k)))
+        noise = torch.randn((n, k), generator=gen, dtype=other.dtype).double().numpy()
+        out = np.empty((n, k))
+        failed = solve_side(by.indptr, by.other, resid, weight, float(alpha),
+                            np.ascontiguousarray(other.double().numpy()), lam, rhs,
+                            np.zeros(k), noise, out)
+        if failed:  # a Wishart draw is positive definite: this is a numerical breakdown
+            raise FloatingPointError(f"BPMF: {failed} conditional precisions not positive "
+                                     "definite")
+        return torch.from_numpy(out).to(other.dtype)
 
 
 @dataclass
@@ -247,7 +317,8 @@ def train_bpmf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, num_us
                num_items: int, cfg: BPMFConfig | None = None,
                evaluate: list[tuple[np.ndarray, np.ndarray]] | None = None,
                device: torch.device | None = None,
-               on_sweep: Callable[[dict[str, float]], None] | None = None) -> BPMFResult:
+               on_sweep: Callable[[dict[str, float]], None] | None = None,
+               compiled: bool | None = None) -> BPMFResult:
     """Gibbs-sample biased MF on dense-index ratings.
 
     Args:
@@ -258,6 +329,8 @@ def train_bpmf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, num_us
             are kept (e.g. validation and test); the first one's truth is not needed here.
         device: defaults to :func:`pick_device` (CUDA when present).
         on_sweep: called with each sweep's record (progress, validation scores).
+        compiled: draw with the compiled kernel (:class:`CompiledSides`, CPU only) or the
+            batched torch path; None: the kernel on the CPU, torch on CUDA.
     """
     cfg = cfg or BPMFConfig()
     device = device or pick_device()
@@ -309,38 +382,52 @@ def train_bpmf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, num_us
         side.sample(states, m, lam, gen)
         return m + side.offsets(k), lam
 
-    for sweep in range(cfg.burn_in + cfg.samples):
-        mean_u, lam_u = prior(x, side_u)
-        mean_v, lam_v = prior(y, side_v)
-        prec_obs = alpha * scale_u[u] * scale_v[i]  # each rating's noise precision
-        mean, chol = side_conditional(u, i, y, r, mu, num_users, prec_obs, mean_u, lam_u,
-                                      cfg.chunk)
-        x = draw(mean, chol, gen)
-        mean, chol = side_conditional(i, u, x, r, mu, num_items, prec_obs, mean_v, lam_v,
-                                      cfg.chunk)
-        y = draw(mean, chol, gen)
-        resid = r - (mu + x[u, -1] + y[i, -1] + (x[u, :-1] * y[i, :-1]).sum(-1))
-        sq = resid.double() ** 2
-        sse = float(sq.sum())
-        if cfg.noise != "global":  # per-user (then per-movie) scales, Gamma conditionals
-            scale_u = _gamma_scales(sq * alpha * scale_v[i].double(), u, num_users,
-                                    cfg.noise_shape, rng).to(dtype)
-        if cfg.noise == "user_movie":
-            scale_v = _gamma_scales(sq * alpha * scale_u[u].double(), i, num_items,
-                                    cfg.noise_shape, rng).to(dtype)
-        if cfg.alpha is None:
-            wsse = float((sq * (scale_u[u] * scale_v[i]).double()).sum())
-            alpha = float(rng.gamma(cfg.a0 + len(r) / 2, 1.0 / (cfg.b0 + wsse / 2)))
-        rec = {"sweep": float(sweep), "train_rmse": (sse / len(r)) ** 0.5, "alpha": alpha}
-        if sweep >= cfg.burn_in:
-            for s, (a, b) in zip(sums, pairs, strict=True):
-                s += (mu + x[a, -1] + y[b, -1] + (x[a, :-1] * y[b, :-1]).sum(-1)).double()
-            if cfg.keep_samples:
-                kept_u.append(x.float().cpu())
-                kept_v.append(y.float().cpu())
-        history.append(rec)
-        if on_sweep is not None:
-            on_sweep(rec)
+    if compiled is None:
+        compiled = device.type == "cpu"
+    if compiled and device.type != "cpu":
+        raise ValueError("the compiled BPMF kernel runs on the CPU only")
+    sides = CompiledSides(users, items, ratings, mu, num_users, num_items) if compiled \
+        else None
+    # The hyperparameters' k x k numpy algebra is tiny: BLAS threads would only spin
+    # against the kernel's and torch's threads.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for sweep in range(cfg.burn_in + cfg.samples):
+            mean_u, lam_u = prior(x, side_u)
+            mean_v, lam_v = prior(y, side_v)
+            if sides is not None:  # CPU: the compiled per-entity kernel shared with ALS
+                weighted = cfg.noise != "global"
+                x = sides.users(y, alpha, scale_u, scale_v, weighted, mean_u, lam_u, gen)
+                y = sides.items(x, alpha, scale_u, scale_v, weighted, mean_v, lam_v, gen)
+            else:  # batched scatter + batched Cholesky (any device)
+                prec_obs = alpha * scale_u[u] * scale_v[i]  # each rating's noise precision
+                mean, chol = side_conditional(u, i, y, r, mu, num_users, prec_obs, mean_u, lam_u,
+                                              cfg.chunk)
+                x = draw(mean, chol, gen)
+                mean, chol = side_conditional(i, u, x, r, mu, num_items, prec_obs, mean_v, lam_v,
+                                              cfg.chunk)
+                y = draw(mean, chol, gen)
+            resid = r - (mu + x[u, -1] + y[i, -1] + (x[u, :-1] * y[i, :-1]).sum(-1))
+            sq = resid.double() ** 2
+            sse = float(sq.sum())
+            if cfg.noise != "global":  # per-user (then per-movie) scales, Gamma conditionals
+                scale_u = _gamma_scales(sq * alpha * scale_v[i].double(), u, num_users,
+                                        cfg.noise_shape, rng).to(dtype)
+            if cfg.noise == "user_movie":
+                scale_v = _gamma_scales(sq * alpha * scale_u[u].double(), i, num_items,
+                                        cfg.noise_shape, rng).to(dtype)
+            if cfg.alpha is None:
+                wsse = float((sq * (scale_u[u] * scale_v[i]).double()).sum())
+                alpha = float(rng.gamma(cfg.a0 + len(r) / 2, 1.0 / (cfg.b0 + wsse / 2)))
+            rec = {"sweep": float(sweep), "train_rmse": (sse / len(r)) ** 0.5, "alpha": alpha}
+            if sweep >= cfg.burn_in:
+                for s, (a, b) in zip(sums, pairs, strict=True):
+                    s += (mu + x[a, -1] + y[b, -1] + (x[a, :-1] * y[b, :-1]).sum(-1)).double()
+                if cfg.keep_samples:
+                    kept_u.append(x.float().cpu())
+                    kept_v.append(y.float().cpu())
+            history.append(rec)
+            if on_sweep is not None:
+                on_sweep(rec)
     n_avg = cfg.samples
     empty = torch.zeros((0, 0, k))
     return BPMFResult(

@@ -13,7 +13,7 @@ tables it reads under its settings, whether it has a data-parallel (DDP) path, a
   EVALUATION.md's ranking split; one vector per movie of that train part.
 - ``mf``: biased matrix factorisation on the *train* part of the rating split; Bayesian
   by default (``train.mf.method = "bpmf"``: Gibbs sampling, prediction = posterior
-  average), else Adam (minus a validation cut when early stopping is on); movie vectors
+  average), else ALS or Adam (minus a validation cut when early stopping is on); movie vectors
   ``q_i`` and user vectors ``p_u``, by default with the biases and the global mean
   (``train.mf.biases = "full"``: ``user . movie`` is the prediction; ``"append"``: without
   the mean; ``"drop"``: factors only).
@@ -274,6 +274,14 @@ def _fit_bpmf(data: MFData, cfg: Config, device: torch.device
     return state, fit, notes
 
 
+def _mf_loop(cfg: Config, data: MFData, epochs: int, folder: Path) -> LoopConfig:
+    """Loop settings of adam / als: early stopping on ``val_rmse`` when a validation cut
+    was held out (``train.mf.patience > 0``)."""
+    return loop_config(cfg, "mf", epochs, "rating", folder,
+                       monitor="val_rmse" if data.val is not None else None,
+                       patience=cfg.train.mf.patience)
+
+
 def _fit_adam(data: MFData, cfg: Config, device: torch.device, folder: Path
               ) -> tuple[dict[str, torch.Tensor], FitResult, dict[str, Any]]:
     """Biased MF by Adam (DDP when ``train.distributed``) on ``data.fit``."""
@@ -281,9 +289,7 @@ def _fit_adam(data: MFData, cfg: Config, device: torch.device, folder: Path
 
     tc = cfg.train
     mc = replace(tc.mf.adam, seed=tc.seed)
-    loop = loop_config(cfg, "mf", mc.epochs, "rating", folder,
-                       monitor="val_rmse" if data.val is not None else None,
-                       patience=tc.mf.patience)
+    loop = _mf_loop(cfg, data, mc.epochs, folder)
     u, i, y = data.fit
     if tc.distributed:
         from moviegraph.train.distributed import train_mf_distributed
@@ -307,6 +313,19 @@ def _fit_adam(data: MFData, cfg: Config, device: torch.device, folder: Path
     return state, res.fit, notes
 
 
+def _fit_als(data: MFData, cfg: Config, folder: Path
+             ) -> tuple[dict[str, torch.Tensor], FitResult, dict[str, Any]]:
+    """Biased MF by ALS (:mod:`moviegraph.train.als`, compiled, CPU) on ``data.fit``."""
+    from moviegraph.train.als import train_als
+
+    ac = replace(cfg.train.mf.als, seed=cfg.train.seed)
+    u, i, y = data.fit
+    res = train_als(u, i, y, len(data.user_ids), len(data.movie_ids), ac, val=data.val,
+                    loop=_mf_loop(cfg, data, ac.iterations, folder))
+    state = {k: v.detach().cpu() for k, v in res.model.state_dict().items()}
+    return state, res.fit, {"method": "als", "als_dim": ac.dim}
+
+
 def fit_mf(data: ModelData, cfg: Config, device: torch.device, folder: Path) -> Trained:
     """Biased MF on the rating split's train part; movie and user vectors.
 
@@ -315,7 +334,9 @@ def fit_mf(data: ModelData, cfg: Config, device: torch.device, folder: Path) -> 
     ``train.mf.write_rank``-truncated) factorisation of the posterior-mean ``<p_u, q_i>``
     and the biases their posterior means, so the vectors reproduce the posterior-average
     prediction. ``"adam"``: :func:`moviegraph.train.mf.train_mf` (DDP when
-    ``train.distributed``).
+    ``train.distributed``). ``"als"``: :func:`moviegraph.train.als.train_als` (the same
+    objective as Adam solved exactly per user and per movie; compiled, CPU threads, one
+    process; checkpoints and early stopping as for Adam).
     """
     settings = cfg.train.mf
     t0 = time.perf_counter()
@@ -326,6 +347,14 @@ def fit_mf(data: ModelData, cfg: Config, device: torch.device, folder: Path) -> 
         if cfg.train.distributed:
             extra["distributed"] = "not supported for train.mf.method = bpmf: one process"
             print(f"[train] mf: {extra['distributed']}", flush=True)
+    elif settings.method == "als":
+        mf = mf_data(data.ratings, hold_out_validation=settings.patience > 0)
+        state, fit, extra = _fit_als(mf, cfg, folder)
+        for what, flag in (("distributed", cfg.train.distributed),
+                           ("device", device.type != "cpu")):
+            if flag:
+                extra[what] = "not used by train.mf.method = als: one process on the CPU"
+                print(f"[train] mf: {what} {extra[what]}", flush=True)
     else:
         mf = mf_data(data.ratings, hold_out_validation=settings.patience > 0)
         state, fit, extra = _fit_adam(mf, cfg, device, folder)
