@@ -29,8 +29,8 @@ def _edges(wh, version):
     return {(s, d): (p, n) for s, d, p, n in zip(*cols, strict=True)}
 
 
-def _counts_reference(rows, min_weight, min_count):
-    """Edges of the recipe, plainly, with the min_count rule: {(a, b): n}."""
+def _plain_counts(rows):
+    """Item and pair counts of every rating, plainly: (Counter, Counter)."""
     by_user = defaultdict(set)
     for user, movie, _ in rows:
         by_user[user].add(movie)
@@ -38,6 +38,12 @@ def _counts_reference(rows, min_weight, min_count):
     for movies in by_user.values():
         item.update(movies)
         pair.update(itertools.combinations(sorted(movies), 2))
+    return item, pair
+
+
+def _counts_reference(rows, min_weight, min_count):
+    """Edges of the recipe, plainly, with the min_count rule: {(a, b): n}."""
+    item, pair = _plain_counts(rows)
     d = math.log(sum(item.values()))
     out = {}
     for (x, y), n in pair.items():
@@ -104,13 +110,7 @@ def test_cosine_weighting_and_its_top_k_match_references(spark, warehouse):
     df = spark.createDataFrame([(u, m, r, 0) for u, m, r in rows], SCHEMAS["ratings"])
     warehouse.write("ratings", df)
     _run(spark, warehouse, run_pairs, "pairs.min_rating=1")
-    by_user = defaultdict(set)
-    for user, movie, _ in rows:
-        by_user[user].add(movie)
-    item, pair = Counter(), Counter()
-    for movies in by_user.values():
-        item.update(movies)
-        pair.update(itertools.combinations(sorted(movies), 2))
+    item, pair = _plain_counts(rows)
     cosine = {e: n / math.sqrt(item[e[0]] * item[e[1]]) for e, n in pair.items()}
     for k in (0, 2):
         run = _run(spark, warehouse, run_edges, "edges.weighting=cosine", "edges.min_count=1",

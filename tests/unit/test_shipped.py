@@ -185,3 +185,13 @@ def test_neighbours_title_matching():
     assert match_movie("172", ids, titles, pop) == 3
     with pytest.raises(InputError, match="no movie matches 'Zzzyzx'"):
         match_movie("Zzzyzx", ids, titles, pop)
+
+
+def test_neighbours_command_line_sets_its_section():
+    from moviegraph.cli import parse
+
+    _, cfg = parse(["neighbours", "Godfather, The", "--k", "5", "--model", "cbow"])
+    assert (cfg.neighbours.movie, cfg.neighbours.k, cfg.neighbours.model) == \
+        ("Godfather, The", 5, "cbow")
+    with pytest.raises(Exception, match="neighbours.model"):
+        parse(["neighbours", "x", "--model", "nope"])
