@@ -193,5 +193,5 @@ def test_neighbours_command_line_sets_its_section():
     _, cfg = parse(["neighbours", "Godfather, The", "--k", "5", "--model", "cbow"])
     assert (cfg.neighbours.movie, cfg.neighbours.k, cfg.neighbours.model) == \
         ("Godfather, The", 5, "cbow")
-    with pytest.raises(Exception, match="neighbours.model"):
+    with pytest.raises(ValueError, match=r"neighbours\.model"):
         parse(["neighbours", "x", "--model", "nope"])
