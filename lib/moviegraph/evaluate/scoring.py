@@ -15,9 +15,8 @@ Metric names (the ``name`` column of the ``metrics`` table):
 - neighbour lists (a model's ``similar_movies`` rows, a baseline's lists):
   ``neighbour_hr@K``, ``neighbour_recall@K``, ``neighbour_no_list``, ``genre_p@10`` and
   ``list_coverage`` (suffixed ``:<metric>`` for a model's non-shipped metric);
-- ``rmse`` on the rating split; ``genre_p@10:random`` (random vectors over the same
-  movies); ``movies`` (movies with a vector); ``landmark:<query> -> <movie>`` (1 when in
-  the query's shipped top 10);
+- ``rmse`` on the rating split; ``movies`` (movies with a vector);
+  ``landmark:<query> -> <movie>`` (1 when in the query's shipped top 10);
 - walk fidelity: ``chi2[p=..,q=..]``, ``dof[...]``, ``p_value[...]``.
 """
 

@@ -171,9 +171,6 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
                 model_recs, "user_id", "movie_id", d.user_ids, d.movie_ids, k), d, k)
         else:
             out.notes[f"{model} recommendations"] = "no rows in `recommendations`"
-        out.add(model, "genre_p@10:random", mt.random_genre_precision_at_k(
-            d.genres, dim=max(vectors.shape[1], 1), k=10, seed=ec.seed,
-            include=d.in_train))
         # RMSE: mf's rating predictions (not a ranking of the tables).
         if user_emb is not None and layout in pr.BIAS_COLUMNS:
             uids, uvec = vectors_of(user_emb.where(of_run), "user_id")  # one collect
