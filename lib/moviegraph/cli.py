@@ -39,7 +39,9 @@ def _common(parser: argparse.ArgumentParser, job: Job) -> None:
                             help="run even when config and inputs are unchanged")
     for flag in job.flags:
         help_text = flag.help + (f" (sets {flag.key})" if flag.key else "")
-        if flag.metavar is None:
+        if not flag.option.startswith("-"):  # a positional argument
+            parser.add_argument(flag.attribute, metavar=flag.metavar, help=help_text)
+        elif flag.metavar is None:
             parser.add_argument(flag.option, action="store_true", dest=flag.attribute,
                                 help=help_text)
         else:

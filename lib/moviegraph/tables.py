@@ -93,6 +93,14 @@ SCHEMAS: dict[str, T.StructType] = {
         T.StructField("metrics", T.MapType(T.StringType(), T.DoubleType()), False),
         T.StructField("seconds", T.DoubleType(), False),
     ]),
+    "scorers": T.StructType([  # train stage: one row per model, its shipped ranking
+        T.StructField("model", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("settings", T.StringType(), False),  # JSON of [train.scorers.<model>]
+        T.StructField("movie_id", T.ArrayType(T.IntegerType()), False),  # ascending
+        T.StructField("list_term", T.ArrayType(T.DoubleType()), False),  # per movie_id
+        T.StructField("recommend_term", T.ArrayType(T.DoubleType()), False),
+    ]),
     "similar_movies": T.StructType([
         T.StructField("model", T.StringType(), False),
         T.StructField("metric", T.StringType(), False),  # cosine | dot

@@ -21,7 +21,7 @@ from tests.unit.test_report import png_size, render_in_chromium
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
 MODELS = ("node2vec", "cbow", "mf", "softmax", "edlae")
-BASELINES = ("mostpop", "itemknn", "ease", "gensim", "biases", "random")
+BASELINES = ("mostpop", "itemknn", "cocount", "ease", "gensim", "biases", "random")
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +41,12 @@ def evaluated(spark, ml100k_dir, tmp_path_factory):
         "train.mf.method=adam",  # a few quick epochs, not Gibbs sweeps
         "train.mf.adam.dim=16", "train.mf.adam.epochs=3", "train.mf.biases=append",
         "train.softmax.dim=8", "train.softmax.epochs=2", "train.edlae.dim=16",
-        "evaluate.own_scorers=false",  # the user towers take minutes: prior scorer here
         "evaluate.ease_lambdas=50,200", "evaluate.fidelity_pq=0.25:4",
         "evaluate.tsne_max_movies=300", "evaluate.tsne_max_iter=500",
         f"evaluate.report_dir={(tmp / 'reports').as_uri()}",  # outputs are URIs
     ])
     run_id = new_run_id()
-    for stage in ("ingest", "pairs", "edges", "walks", "train", "evaluate"):
+    for stage in ("ingest", "pairs", "edges", "walks", "train", "similar", "evaluate"):
         assert run_stage(stage, spark, cfg, wh, run_id, force=True)
     return wh, run_id, cfg, tmp / "reports"
 
@@ -63,15 +62,24 @@ def test_metrics_rows_for_every_model_and_baseline(evaluated):
     models = {k[0] for k in m}
     for model in MODELS:
         assert model in models
-        assert 0 <= m[(model, "recall@20:cosine")] <= 1
-        assert 0 <= m[(model, "ndcg@20:cosine")] <= 1
+        # Scored from the tables: recommendations, and the shipped lists.
+        assert 0 <= m[(model, "recall@20:shipped")] <= 1
+        assert 0 <= m[(model, "ndcg@20:shipped")] <= 1
+        assert 0 < m[(model, "neighbour_hr@20")] <= 1
+        assert 0 < m[(model, "neighbour_recall@20")] <= m[(model, "neighbour_hr@20")]
         assert 0 < m[(model, "genre_p@10")] <= 1
-        assert 0 < m[(model, "genre_p@10:random")] < 0.6
-    for model in ("mf", "softmax", "edlae"):  # user vectors: dot product
-        assert 0 <= m[(model, "recall@20:dot")] <= 1
-    for model in ("node2vec", "cbow"):  # own scorers off: the tuned popularity prior
-        assert 0 <= m[(model, "recall@20:prior")] <= 1
-        assert m[(model, "prior_beta")] >= 0
+        assert m[(model, "list_coverage")] > 0.5
+        # No scorer of evaluate's own any more (user towers, tuned priors, summed cosine).
+        assert not {n for mm, n in m if mm == model} & {
+            "recall@20:cosine", "recall@20:own", "recall@20:prior", "recall@20:dot",
+            "prior_beta"}
+    # node2vec: every train movie has a vector (fold-in) and so a list.
+    assert m[("node2vec", "list_coverage")] == 1.0
+    for b in ("itemknn", "cocount", "random"):
+        assert 0 < m[(f"baseline:{b}", "neighbour_hr@20")] <= 1
+        assert 0 < m[(f"baseline:{b}", "genre_p@10")] <= 1
+    assert m[("baseline:random", "genre_p@10")] < 0.6  # the reference for genre precision
+    assert m[("baseline:itemknn", "neighbour_hr@20")] > m[("baseline:random", "neighbour_hr@20")]
     for b in ("mostpop", "itemknn", "ease"):
         assert 0 < m[(f"baseline:{b}", "recall@20:model")] <= 1
     if _has_gensim():
@@ -133,6 +141,52 @@ def test_mostpop_recall_matches_a_plain_recomputation(evaluated, ml100k_dir):
     assert m[("baseline:mostpop", "users@20")] == len(recalls)
 
 
+def _pandas_split(ml100k_dir):
+    """Train / test of the ranking split and each user's query movie, in pandas."""
+    r = pd.read_csv(ml100k_dir / "ml-100k.inter", sep="\t")
+    r.columns = ["user_id", "movie_id", "rating", "ts"]
+    r = r.sort_values(["user_id", "ts", "movie_id"])
+    from_end = r.groupby("user_id").cumcount(ascending=False)
+    n = r.groupby("user_id")["movie_id"].transform("size")
+    is_test = from_end < np.maximum(1, n // 5)
+    train, test = r[~is_test], r[is_test]
+    liked = train[train.rating >= 4]
+    query = liked.groupby("user_id")["movie_id"].last()  # sorted by (ts, movie id)
+    relevant = test[test.rating >= 4].groupby("user_id")["movie_id"].apply(set)
+    seen = train.groupby("user_id")["movie_id"].apply(set)
+    return query, relevant, seen
+
+
+def test_table_scores_equal_a_pandas_recomputation(evaluated, ml100k_dir):
+    """The evaluate stage's neighbour HR@20 / Recall@20 of each model's similar_movies and
+    Recall@20 of its recommendations equal a plain pandas recomputation from the tables."""
+    wh, run_id, _, _ = evaluated
+    query, relevant, seen = _pandas_split(ml100k_dir)
+    sims = wh.read("similar_movies").toPandas()
+    recs = wh.read("recommendations").toPandas()
+    m = _metrics(wh, run_id)
+    for model in MODELS:
+        mine = sims[sims.model == model]
+        assert mine.metric.nunique() == 1  # similar.metric = model: the shipped metric only
+        lists = (mine[mine["rank"] <= 20].sort_values(["movie_id", "rank"])
+                 .groupby("movie_id")["neighbor_id"].apply(list))
+        hits, recalls = [], []
+        for user, rel in relevant.items():
+            q = query.get(user)
+            answer = [x for x in lists.get(q, []) if x not in seen.get(user, set())]
+            h = len(rel & set(answer))
+            hits.append(h > 0)
+            recalls.append(h / min(20, len(rel)))
+        assert m[(model, "neighbour_hr@20")] == pytest.approx(np.mean(hits), abs=1e-12)
+        assert m[(model, "neighbour_recall@20")] == pytest.approx(np.mean(recalls), abs=1e-12)
+        top = (recs[(recs.model == model) & (recs["rank"] <= 20)]
+               .groupby("user_id")["movie_id"].apply(set))
+        rec_recall = [len(rel & top.get(user, set())) / len(rel)
+                      for user, rel in relevant.items()]
+        assert m[(model, "recall@20:shipped")] == pytest.approx(np.mean(rec_recall), abs=1e-12)
+        assert m[(model, "users@20")] == len(relevant)
+
+
 def test_rerun_replaces_the_rows_of_its_run_only(spark, evaluated):
     from moviegraph.stages.evaluate import write_metrics
 
@@ -182,3 +236,81 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
     _, blank_shot = render_in_chromium(blank, tmp_path, "blank")
     assert png_size(blank_shot) == (1280, 4000)
     assert shot.stat().st_size > 10 * blank_shot.stat().st_size
+
+
+#: Modules whose functions rank movies for a model (None: every public function and
+#: class), or read what is ranked.
+SCORING_MODULES = {"moviegraph.similarity.topk": None, "moviegraph.similarity.joins": None,
+                   "moviegraph.train.shipped": None, "moviegraph.train.scorers": None,
+                   "moviegraph.train.tower": None,
+                   "moviegraph.protocol.metrics": ("item_embedding_scores", "ranking_metrics",
+                                                   "top_k", "profile_weights",
+                                                   "EmbeddingScorer")}
+
+
+def _spy(monkeypatch, calls: set[str]) -> None:
+    """Record every call into SCORING_MODULES' functions and classes' methods, wherever a
+    module imported them (``from x import f`` copies the name)."""
+    import functools
+    import importlib
+    import inspect
+    import sys
+
+    def wrap(name, fn):
+        @functools.wraps(fn)
+        def spy(*args, **kwargs):
+            calls.add(name)
+            return fn(*args, **kwargs)
+        return spy
+
+    loaded = [mod for key, mod in list(sys.modules.items())
+              if key.startswith("moviegraph") and mod is not None]
+    for mod_name, names in SCORING_MODULES.items():
+        mod = importlib.import_module(mod_name)
+        for attr, obj in list(vars(mod).items()):
+            if getattr(obj, "__module__", None) != mod_name or attr.startswith("_"):
+                continue
+            if names is not None and attr not in names:
+                continue
+            if inspect.isclass(obj):
+                for meth in ("__init__", "__call__", "search"):
+                    if meth in vars(obj):
+                        monkeypatch.setattr(obj, meth, wrap(f"{attr}.{meth}",
+                                                            vars(obj)[meth]))
+            elif inspect.isfunction(obj):
+                spy = wrap(attr, obj)
+                for other in loaded:
+                    if getattr(other, attr, None) is obj:
+                        monkeypatch.setattr(other, attr, spy)
+
+
+def test_evaluate_calls_no_scorer_that_similar_does_not_use(evaluated, monkeypatch):
+    """Spy on every ranking function: what evaluate calls (models, no baselines) is a
+    subset of what similar calls on the driver, and none of it scores a model. (Runs
+    last: its evaluate run writes the report's latest.html.)"""
+    from dataclasses import replace
+
+    from moviegraph.runs import StageRun
+    from moviegraph.stages.evaluate import run_evaluate
+    from moviegraph.stages.similar import run_similar
+
+    wh, _, cfg, _ = evaluated
+    # No baselines: they are rankers of their own, not a model's.
+    cfg = replace(cfg, evaluate=replace(cfg.evaluate, baselines=[], fidelity_pq=[]))
+    by_similar: set[str] = set()
+    by_evaluate: set[str] = set()
+    with monkeypatch.context() as mp:
+        _spy(mp, by_similar)
+        run_similar(wh.spark, cfg, wh, StageRun(stage="similar", run_id="spy-s",
+                                                config_hash="x"))
+    with monkeypatch.context() as mp:
+        _spy(mp, by_evaluate)
+        run_evaluate(wh.spark, cfg, wh, StageRun(stage="evaluate", run_id="spy-e",
+                                                 config_hash="x"))
+    assert by_similar >= {"select_runs", "vectors_of", "similar_movies", "recommendations"}
+    assert by_evaluate <= by_similar, by_evaluate - by_similar
+    scorers = {"similar_movies", "recommendations", "Searcher.search", "profile_queries",
+               "item_embedding_scores", "ranking_metrics", "PopularityScorer.__call__",
+               "tower_scores", "fit_timed_tower", "train_tower", "own_scorer",
+               "EmbeddingScorer.__call__", "top_k"}
+    assert not by_evaluate & scorers

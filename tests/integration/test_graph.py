@@ -21,8 +21,10 @@ from moviegraph.tables import SCHEMAS
 
 
 def _run(spark, wh, fn, *sets: str, **kwargs):
-    # The recipe: every rating, no pair-count floor, no top-k cut (tests of those say so).
-    cfg = config.load(None, ["pairs.ratings=all", "edges.min_count=1", "edges.top_k=0", *sets])
+    # The recipe: PMI weights, ratings >= 4 unless a test says otherwise, every rating of the
+    # data (no split), no pair-count floor, no top-k cut (tests of those say so).
+    cfg = config.load(None, ["pairs.ratings=all", "pairs.min_rating=4", "edges.weighting=pmi",
+                             "edges.min_count=1", "edges.top_k=0", *sets])
     run = StageRun(stage=fn.__name__, run_id="test", config_hash="test")
     summary = fn(spark, cfg, wh, run, **kwargs)
     assert isinstance(summary, str) and summary.count("\n") < 25  # one screen

@@ -101,6 +101,8 @@ def _stage(wh: Warehouse, partitions: int, block_size: int, models: str = ""):
     cfg = Config()
     cfg.similar.partitions = partitions
     cfg.similar.block_size = block_size
+    cfg.similar.metric = "both"
+    cfg.similar.ratings = "all"  # the brute-force references use every rating
     cfg.similar.models = [m for m in models.split(",") if m]
     run = StageRun(stage="similar", run_id="test", config_hash="x")
     summary = run_similar(wh.spark, cfg, wh, run)
@@ -375,6 +377,95 @@ def test_item_term_of_the_wrong_length_is_an_input_error(spark, data):
     with pytest.raises(InputError, match="item term has shape"):
         similar_movies(spark, data["ids"], data["vec"]["rand"], "cosine", K,
                        item_term=np.zeros(N_MOVIES - 1))
+
+
+# ------------------------------- the stage with shipped scorers (issue 14: what ships)
+
+
+@pytest.fixture(scope="module")
+def shipped(spark, data, term_data, tmp_path_factory):
+    """The similar stage on a warehouse with a `scorers` row: node2vec = the tie vectors
+    (lists) with the tie item term; cbow = random vectors (recommendations, recency
+    profile); ratings with times, the stage on the ranking split's train part."""
+    from moviegraph.train.shipped import FittedScorer, scorer_table
+
+    wh = Warehouse(spark, str(tmp_path_factory.mktemp("shipped") / "warehouse"))
+    vec, term = term_data
+    ids = data["ids"]
+    rng = np.random.default_rng(5)
+    emb = pa.concat_tables([_vector_table("movie_id", ids, "node2vec", "r1", vec),
+                            _vector_table("movie_id", ids, "cbow", "r1", data["vec"]["rand"])])
+    wh.write("embeddings", spark.createDataFrame(emb))
+    r = data["ratings"].copy()
+    r["ts"] = rng.integers(0, 50, size=len(r))  # repeated times: movie id breaks ties
+    r = r.astype({"user_id": "int32", "movie_id": "int32", "ts": "int64"})
+    wh.write("ratings", spark.createDataFrame(r, SCHEMAS["ratings"]))
+    rec_term = rng.standard_normal(N_MOVIES) * 0.05
+    base = {"list_metric": "cosine", "list_dims": DIM, "recommend_by": "profile"}
+    scorers = [FittedScorer("node2vec", {**base, "half_life": 0.0}, ids, term,
+                            np.zeros(N_MOVIES)),
+               FittedScorer("cbow", {**base, "half_life": 3.0}, ids, np.zeros(N_MOVIES),
+                            rec_term)]
+    wh.write("scorers", spark.createDataFrame(scorer_table(scorers, "r1")))
+    cfg = Config()
+    cfg.similar.partitions, cfg.similar.block_size = 3, 100
+    run = StageRun(stage="similar", run_id="test", config_hash="x")
+    run_similar(spark, cfg, wh, run)
+    return (wh.read("similar_movies").toPandas(), wh.read("recommendations").toPandas(),
+            r, rec_term, run)
+
+
+def test_stage_lists_are_metric_plus_the_persisted_item_term(shipped, data, term_data):
+    """similar_movies of the stage = brute-force cosine + the scorers table's list term,
+    exact ties (tie vectors, duplicated movies) to the lower id."""
+    sim = shipped[0]
+    vec, term = term_data
+    ids = data["ids"]
+    v = vec.astype(np.float64)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    scores = v @ v.T + term[None, :]
+    np.fill_diagonal(scores, -np.inf)
+    ref = _dense_reference(scores, ids, K)
+    got = _as_lists(sim[(sim.model == "node2vec")], "movie_id", "neighbor_id")
+    assert set(sim[sim.model == "node2vec"].metric) == {"cosine"}  # the scorer's metric
+    for r, (nbrs, sc) in ref.items():
+        assert got[int(ids[r])][0] == nbrs, f"movie {ids[r]}"
+        np.testing.assert_allclose(got[int(ids[r])][1], sc, atol=1e-5, rtol=0)
+
+
+def test_stage_recommendations_are_the_recency_profile_plus_the_item_term(shipped, data):
+    """recommendations of the stage = an independent pandas/numpy recomputation: train part
+    of the ranking split, liked movies weighted 0.5 ** (age / 3), mean unit vector, cosine
+    + the recommend term, train movies excluded."""
+    _, rec, ratings, rec_term, _ = shipped
+    ids = data["ids"]
+    unit = data["vec"]["rand"].astype(np.float64)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    pos = {int(m): i for i, m in enumerate(ids)}
+    r = ratings.sort_values(["user_id", "ts", "movie_id"])
+    from_end = r.groupby("user_id").cumcount(ascending=False)
+    n = r.groupby("user_id")["movie_id"].transform("size")
+    train = r[from_end >= np.maximum(1, n // 5)].copy()
+    train["age"] = train.groupby("user_id").cumcount(ascending=False)
+    got = _as_lists(rec[rec.model == "cbow"], "user_id", "movie_id")
+    assert got.keys() == set(train.user_id)
+    for uid, mine in train.groupby("user_id"):
+        liked = mine[mine.rating >= 4]
+        prof_rows = liked if len(liked) else mine
+        w = 0.5 ** (prof_rows.age.to_numpy() / 3.0)
+        prof = (w[:, None] * unit[[pos[m] for m in prof_rows.movie_id]]).sum(0) / w.sum()
+        s = unit @ prof + rec_term
+        s[[pos[m] for m in mine.movie_id]] = -np.inf
+        order = np.lexsort((ids, -s))[:K]
+        assert got[int(uid)][0] == ids[order].tolist(), f"user {uid}"
+        np.testing.assert_allclose(got[int(uid)][1], s[order], atol=1e-5, rtol=0)
+
+
+def test_stage_notes_say_how_each_model_ranks(shipped):
+    info = shipped[4].notes["models"]
+    assert info["cbow"]["recommend_by"] == "recency-weighted profile (half-life 3) + item prior"
+    assert info["node2vec"]["metrics"] == ["cosine"]
+    assert shipped[4].notes["ratings"] == "ranking_train"
 
 
 # ---------------------------------------------------------------- export

@@ -115,9 +115,6 @@ def test_each_model_writes_vectors_with_the_right_ids(wh, ratings_df, reference)
     assert set(emb) == {"node2vec", "cbow", "mf"}
     assert set(users) == {"mf"}
 
-    # node2vec: exactly the movies that occur in the walks (7 is in vocab, never walked).
-    assert set(emb["node2vec"]["movie_id"]) == wh.walked
-    assert 7 not in set(emb["node2vec"]["movie_id"])
     # cbow: the movies of the ranking split's train part (per user, by (ts, movie id),
     # the last max(1, n // 5) are test).
     r = ratings_df.sort_values(["user_id", "ts", "movie_id"])
@@ -125,6 +122,11 @@ def test_each_model_writes_vectors_with_the_right_ids(wh, ratings_df, reference)
     n = r.groupby("user_id")["movie_id"].transform("size")
     rank_train = r[from_end >= np.maximum(1, n // 5)]
     assert set(emb["cbow"]["movie_id"]) == set(rank_train["movie_id"])
+    # node2vec: the movies that occur in the walks (7 is in vocab, never walked), plus the
+    # train movies outside them, folded in (train.scorers.node2vec.fold_in).
+    n2v = set(emb["node2vec"]["movie_id"])
+    assert n2v >= wh.walked and n2v - wh.walked <= set(rank_train["movie_id"])
+    assert json.loads(row["notes"])["models"]["node2vec"]["folded_in"] == len(n2v - wh.walked)
     # mf: movies and users of the rating split's train part.
     is_test = (ratings_df.user_id * 1000003 + ratings_df.movie_id) % 10 == 0
     train, test = ratings_df[~is_test], ratings_df[is_test]
@@ -155,7 +157,13 @@ def test_each_model_writes_vectors_with_the_right_ids(wh, ratings_df, reference)
 
     # Run record: inputs and outputs, one history row per epoch and model.
     assert set(row["inputs"]) >= {"walks", "vocab", "ratings"}
-    assert set(row["outputs"]) == {"embeddings", "user_embeddings", "history"}
+    assert set(row["outputs"]) == {"embeddings", "user_embeddings", "history", "scorers"}
+    # One shipped scorer per model, aligned with its vectors.
+    scorers = wh.read("scorers").where(f"run_id = '{row['run_id']}'").toPandas()
+    assert sorted(scorers.model) == sorted(emb)
+    for _, sc in scorers.iterrows():
+        assert list(sc.movie_id) == sorted(emb[sc.model]["movie_id"])
+        assert len(sc.list_term) == len(sc.recommend_term) == len(sc.movie_id)
     hist = wh.read("history").where(f"run_id = '{row['run_id']}'").toPandas()
     assert hist.groupby("model").size().to_dict() == {"node2vec": 2, "cbow": 2, "mf": 3}
     assert row["rows"]["history"] == 7

@@ -68,8 +68,10 @@ def test_model_registry_matches_the_model_sections():
     from moviegraph.train.models import MODELS
 
     sections = [f.name for f in fields(config.TrainConfig)
-                if is_dataclass(getattr(config.Config().train, f.name))]
+                if is_dataclass(getattr(config.Config().train, f.name)) and f.name != "scorers"]
     assert list(MODELS) == list(config.MODELS) == sections
+    # Every model has its shipped scorer's section.
+    assert [f.name for f in fields(config.ScorersConfig)] == list(MODELS)
     tc = config.Config().train
     for name, model in MODELS.items():
         assert set(model.inputs(tc)) <= set(STAGES["train"].reads), name

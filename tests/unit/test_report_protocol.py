@@ -88,27 +88,25 @@ def test_bias_layout_is_none_for_plain_vectors():
     assert pr.bias_layout(v, np.zeros(10, bool)) is None
 
 
-def test_collector_and_item_model_scorers():
+def test_collector_scores_lists_as_ranking_metrics_scores_the_same_ranking():
+    """Recommendation lists scored from a table equal ranking_metrics of the scores that
+    produced them (the lists hold the top-k of the unrated movies)."""
+    from moviegraph.protocol import metrics as mt
+    from moviegraph.protocol.metrics import top_k
+
     d = tiny_data(3)
+    rng = np.random.default_rng(4)
+    scores = rng.standard_normal((d.n_users, d.n_items))
+    masked = scores.copy()
+    masked[d.train.nonzero()] = -np.inf
+    lists = top_k(masked, 5)
     out = pr.Collector()
-    vec = np.random.default_rng(4).standard_normal((d.n_items, 5)).astype(np.float32)
-    has = np.ones(d.n_items, bool)
-
-    def own(train, vectors, seed, *, times):
-        assert train.shape == (d.n_users, d.n_items) and vectors.shape == vec.shape
-        # the scorer gets the train part's times, on exactly the train entries
-        assert (times != 0).nnz <= times.nnz and np.array_equal(times.indptr, train.indptr)
-        assert np.array_equal(times.indices, train.indices)
-        return np.tile(np.arange(d.n_items, 0, -1, dtype=np.float64), (d.n_users, 1))
-
-    pr.evaluate_item_model(out, "m", vec, has, d, 5, own=own)
-    names = [n for m, n, _ in out.rows if m == "m"]
-    assert names == ["recall@5:cosine", "ndcg@5:cosine", "users@5", "recall@5:own",
-                     "ndcg@5:own"]
-    pr.evaluate_item_model(out, "n", vec, has, d, 5, own=None, prior_betas=[0.0, 0.5])
-    by = {n: v for m, n, v in out.rows if m == "n"}
-    assert by["prior_beta"] in (0.0, 0.5) and 0 <= by["recall@5:prior"] <= 1
-    assert all(0 <= v <= 1 for n, v in by.items() if n.startswith(("recall", "ndcg")))
+    out.ranking_lists("m", "shipped", lists, d, 5)
+    ref = mt.ranking_metrics(lambda us: scores[us], d.train, d.test, k=5)
+    by = {n: v for m, n, v in out.rows if m == "m"}
+    assert by["recall@5:shipped"] == pytest.approx(ref.recall, abs=1e-12)
+    assert by["ndcg@5:shipped"] == pytest.approx(ref.ndcg, abs=1e-12)
+    assert by["users@5"] == ref.n_users
 
 
 def test_walk_fidelity_rows():

@@ -28,6 +28,8 @@ from moviegraph.config.models import (
     EDLAEConfig,
     MFConfig,
     MFSettings,
+    ScorerConfig,
+    ScorersConfig,
     SkipGramConfig,
     SoftmaxConfig,
     check_range,
@@ -36,8 +38,8 @@ from moviegraph.config.params import ConfigError, is_setting
 from moviegraph.config.params import param as _param
 
 __all__ = ["BPMFConfig", "CBOWConfig", "Config", "ConfigError", "EDLAEConfig", "MFConfig",
-           "MFSettings", "SkipGramConfig", "SoftmaxConfig", "apply", "describe", "load",
-           "render_default_toml"]
+           "MFSettings", "ScorerConfig", "ScorersConfig", "SkipGramConfig", "SoftmaxConfig",
+           "apply", "describe", "load", "render_default_toml"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -46,7 +48,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 #: registry equal).
 MODELS = ("node2vec", "cbow", "mf", "softmax", "edlae")
 #: The evaluate stage's baselines.
-BASELINES = ("mostpop", "itemknn", "ease", "gensim", "biases", "random")
+BASELINES = ("mostpop", "itemknn", "cocount", "ease", "gensim", "biases", "random")
 
 
 def pq_pair(item: str) -> str:
@@ -123,7 +125,8 @@ class SynthConfig:
 
 @dataclass
 class PairsConfig:
-    min_rating: float = _param(4.0, "Ratings below this are ignored by pair counting.",
+    min_rating: float = _param(1.0, "Ratings below this are ignored by pair counting (1: "
+                                    "every rating counts, a rating is a co-watch).",
                                ge=0.0, le=5.0)
     max_items_per_user: int = _param(
         0, "Optional cap: users with more kept movies are subsampled reproducibly to this "
@@ -146,12 +149,17 @@ class PairsConfig:
 
 @dataclass
 class EdgesConfig:
-    min_weight: float = _param(0.0, "Edges with weight = pmi * pair_count below this are "
-                                     "dropped.")
-    min_count: int = _param(5, "Pairs co-rated by fewer users than this make no edge "
-                                  "(rare pairs give noisy PMI).", ge=1)
-    top_k: int = _param(15, "Keep an edge only when it is among the top_k highest-PMI edges "
-                           "of either endpoint (a k-NN graph); 0 = keep all.", ge=0)
+    weighting: str = _param(
+        "cosine", "Edge weight: cosine = n_xy / sqrt(n_x n_y) (co-raters over the geometric "
+        "mean of the raters: the neighbours ItemKNN would pick); pmi = pmi * n_xy (the "
+        "recipe's). top_k ranks by the same measure (cosine, or pmi).",
+        choices=("cosine", "pmi"))
+    min_weight: float = _param(0.0, "Edges with a weight (cosine, or pmi * pair_count) "
+                                     "below this are dropped.")
+    min_count: int = _param(1, "Pairs co-rated by fewer users than this make no edge.", ge=1)
+    top_k: int = _param(15, "Keep an edge only when it is among the top_k strongest edges "
+                            "(by edges.weighting) of either endpoint (a k-NN graph); 0 = "
+                            "keep all.", ge=0)
 
 
 @dataclass
@@ -204,14 +212,18 @@ class TrainConfig:
     mf: MFSettings = field(default_factory=MFSettings)
     softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
     edlae: EDLAEConfig = field(default_factory=EDLAEConfig)
+    scorers: ScorersConfig = field(default_factory=ScorersConfig)
 
 
 @dataclass
 class SimilarConfig:
     k: int = _param(20, "Neighbours per movie and recommendations per user.", ge=1)
-    metric: str = _param("both", "Similarity of similar_movies: cosine, dot or both (one row "
-                                 "set per metric, told apart by the `metric` column).",
-                         choices=("cosine", "dot", "both"))
+    metric: str = _param("model", "Similarity of similar_movies: model (each model's shipped "
+                                  "list metric, [train.scorers.<model>] list_metric), "
+                                  "cosine, dot or both (one row set per metric, told apart "
+                                  "by the `metric` column); the model's list prior is added "
+                                  "to any of them.",
+                         choices=("model", "cosine", "dot", "both"))
     block_size: int = _param(256, "Query rows (movies or users) scored per matrix product; "
                                   "a task holds block_size x catalogue scores at a time.",
                              ge=1)
@@ -224,6 +236,11 @@ class SimilarConfig:
     like_threshold: float = _param(
         4.0, "Item-embedding models: a user's movies rated >= this form the profile (all "
              "rated movies when none is).", ge=0.0, le=5.0)
+    ratings: str = _param(
+        "ranking_train", "The ratings that make the users' profiles and the movies never "
+        "recommended: ranking_train = the train part of EVALUATION.md's ranking split (the "
+        "tables the evaluate stage scores); all = every rating (production).",
+        choices=("ranking_train", "all"))
 
 
 @dataclass
@@ -232,16 +249,13 @@ class EvaluateConfig:
     models: list[str] = _param([], "Models to evaluate; empty = every model in `embeddings` "
                                    "(its latest run).", choices=MODELS)
     baselines: list[str] = _param(
-        list(BASELINES), "Baselines: mostpop, itemknn, ease (lambda tuned on a validation cut "
+        list(BASELINES), "Baselines: mostpop, itemknn (ranking and neighbour lists), cocount "
+        "(most co-rated neighbours), ease (lambda tuned on a validation cut "
         "of train), gensim (skip-gram on the same walks, skipped when gensim is not "
         "installed), biases (global mean and user + item biases, RMSE), random (random "
         "vectors).", choices=BASELINES)
     ease_lambdas: list[float] = _param([10.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
                                        "EASE lambda grid.", gt=0.0, nonempty=True)
-    own_scorers: bool = _param(True, "Also rank with each model's own scorer from "
-                                     "moviegraph.train.scorers (e.g. a user tower trained over "
-                                     "frozen item vectors: minutes per model on ml-100k); off "
-                                     "= the popularity-prior scorer, tuned on a validation cut.")
     max_dense_items: int = _param(20_000, "ItemKNN / EASE hold n_movies^2 floats: skipped "
                                           "above this many movies.", ge=1)
     fidelity_pq: list[str] = _param([], "Extra (p, q) pairs for the walk-fidelity check, "
@@ -315,6 +329,18 @@ class MaintainConfig:
 
 
 @dataclass
+class NeighboursConfig:
+    """The ``neighbours`` job: one movie's rows of ``similar_movies``, printed."""
+
+    movie: str = _param("", "Movie title (matched forgivingly) or movie id.")
+    model: str = _param("", "Model whose lists to print; empty = node2vec when present, "
+                            "else the first model in the table.", choices=("", *MODELS))
+    k: int = _param(10, "Neighbours to print.", ge=1)
+    metric: str = _param("", "Metric of the lists; empty = the model's (first) one.",
+                         choices=("", "cosine", "dot"))
+
+
+@dataclass
 class Config:
     """The whole job configuration."""
 
@@ -332,6 +358,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     maintain: MaintainConfig = field(default_factory=MaintainConfig)
+    neighbours: NeighboursConfig = field(default_factory=NeighboursConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict of every value."""

@@ -292,3 +292,59 @@ class EDLAEConfig:
         check_fields(self)
         if self.lam == 0 and self.dropout == 0:
             raise ConfigError("edlae: lam must be > 0 when dropout is 0")
+
+
+#: Item priors a shipped scorer can add: none, log(1 + train users of the movie), or
+#: log(1 + users whose last 20% of train ratings by time hold it).
+PRIORS = ("none", "popularity", "recent")
+
+
+@dataclass
+class ScorerConfig:
+    """A model's shipped scorer: fitted by ``train`` on train data, persisted in
+    ``scorers``, applied by ``similar`` (:mod:`moviegraph.train.shipped`)."""
+
+    list_metric: str = param("cosine", "Similarity of the shipped neighbour lists "
+                                       "(`similar.metric = model`).",
+                             choices=("cosine", "dot"))
+    list_prior: str = param("none", "Item prior added to the list scores.", choices=PRIORS)
+    list_beta: float = param(0.0, "Weight of the list prior.", ge=0.0)
+    recommend_by: str = param("profile", "profile: recency-weighted mean of the user's liked "
+                                         "movies' unit vectors, cosine; user_vectors: the "
+                                         "model's user vectors, dot.",
+                              choices=("profile", "user_vectors"))
+    half_life: float = param(0.0, "Recency half-life of the profile, in number of later "
+                                  "ratings (0 = all profile movies weigh the same); edlae "
+                                  "weights its input row x_u the same way before x_u W.",
+                             ge=0.0)
+    recommend_prior: str = param("none", "Item prior added to the recommendation scores.",
+                                 choices=PRIORS)
+    recommend_beta: float = param(0.0, "Weight of the recommendation prior.", ge=0.0)
+    fold_in: bool = param(True, "Item-only models: a train movie without a vector (outside "
+                                "the walks' vocabulary) gets the normalised sum over its "
+                                "raters of their profiles (mean unit vector of their liked "
+                                "movies), so every train movie has a list.")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _scorer(**kw: Any) -> Any:
+    return field(default_factory=lambda: ScorerConfig(**kw))
+
+
+@dataclass
+class ScorersConfig:
+    """Each model's shipped ranking of its tables, ``[train.scorers.<model>]``; defaults
+    chosen on ml-100k's temporal validation cut (each user's last 20% of train)."""
+
+    node2vec: ScorerConfig = _scorer(list_prior="recent", list_beta=0.1, half_life=3.0,
+                                     recommend_prior="recent", recommend_beta=0.075)
+    cbow: ScorerConfig = _scorer(list_prior="popularity", list_beta=0.25, half_life=5.0,
+                                 recommend_prior="recent", recommend_beta=0.2)
+    mf: ScorerConfig = _scorer(list_prior="popularity", list_beta=0.2, half_life=10.0,
+                               recommend_prior="recent", recommend_beta=0.05, fold_in=False)
+    softmax: ScorerConfig = _scorer(list_metric="dot", recommend_by="user_vectors",
+                                    fold_in=False)
+    edlae: ScorerConfig = _scorer(list_metric="dot", recommend_by="user_vectors",
+                                  half_life=10.0, fold_in=False)

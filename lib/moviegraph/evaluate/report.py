@@ -126,7 +126,10 @@ def _ordered_models(rows: Sequence[tuple[str, str, float]], models_first: Sequen
 
 
 #: Columns of the per-model table (metric name -> header), after the ranking table.
-_MODEL_COLUMNS = {"rmse": "RMSE", "genre_p@10": "genre P@10", "genre_p@10:random":
+_MODEL_COLUMNS = {"neighbour_hr@20": "neighbour HR@20 (similar_movies)",
+                  "neighbour_recall@20": "neighbour Recall@20",
+                  "genre_p@10": "genre P@10 of the lists", "list_coverage":
+                  "train movies with a list", "genre_p@10:random":
                   "genre P@10, random vectors", "movies": "movies with a vector",
                   "prior_beta": "prior beta", "lambda": "EASE lambda"}
 
@@ -237,17 +240,19 @@ def _neighbour_section(lists: Sequence[NeighbourList]) -> str:
         for n in lists:
             if n.model == model:
                 by_query.setdefault(n.query, {})[n.metric] = n
+        shown = list(dict.fromkeys(m for ms in by_query.values() for m in ms))
         rows = []
         for query, metrics in by_query.items():
             cells = []
-            for metric in ("cosine", "dot"):
+            for metric in shown:
                 found = metrics.get(metric)
                 items = "" if found is None else "; ".join(
                     f"{_esc(t)} <span class='muted'>{s:.2f}</span>" for t, s in found.items)
                 cells.append(f"<td>{items}</td>")
             rows.append(f"<tr><th>{_esc(query)}</th>{''.join(cells)}</tr>")
+        heads = "".join(f"<th>{_esc(m)}</th>" for m in shown)
         parts.append(f"<h3>{_esc(model)}</h3><table class='neighbours'><thead><tr>"
-                     "<th>query</th><th>cosine</th><th>dot</th></tr></thead>"
+                     f"<th>query</th>{heads}</tr></thead>"
                      f"<tbody>{''.join(rows)}</tbody></table>")
     return "".join(parts)
 
@@ -292,7 +297,8 @@ def render_report(d: ReportData) -> str:
         ("training", "Training curves", _curves_section(d.curves)),
         ("norms", "Embedding norm vs popularity", _norm_section(d.norms)),
         ("map", "2-D map of the movies", _map_section(d.tsne)),
-        ("neighbours", "Nearest neighbours of the recipes' query movies",
+        ("neighbours", "Nearest neighbours of the recipes' query movies (the top 10 "
+         "rows of similar_movies, as shipped)",
          _neighbour_section(d.neighbours)),
     ]
     body = "".join(f'<section id="{sid}"><h2>{_esc(title)}</h2>{content}</section>'

@@ -158,3 +158,18 @@ def graph_stats(degree: np.ndarray, component: np.ndarray, n_edges: int) -> Grap
         counts.append(int(((degree >= lo) & (degree < hi)).sum()))
     return GraphStats(n, int(n_edges), int(sizes.size), float(sizes.max() / n), labels, counts,
                       float(degree.mean()))
+
+
+def table_neighbour_lists(model: str, metric: str, lists: np.ndarray, scores: np.ndarray,
+                          titles: Sequence[str], popularity: np.ndarray, k: int = 10,
+                          queries: Sequence[str] = QUERY_TITLES) -> list[NeighbourList]:
+    """The first ``k`` rows of ``similar_movies`` of every query movie found in ``titles``
+    (``lists``/``scores``: the table's neighbours and scores by query position and rank),
+    exactly what the table holds."""
+    out = []
+    for _, pos in find_movies(queries, titles, popularity).items():
+        items = [(titles[int(j)], float(s)) for j, s in zip(lists[pos, :k], scores[pos, :k],
+                                                              strict=True) if j >= 0]
+        if items:
+            out.append(NeighbourList(model, metric, titles[pos], items))
+    return out

@@ -8,12 +8,15 @@ only in test is still ranked, and can be missed) and item vectors aligned with i
 
 Metric names (the ``name`` column of the ``metrics`` table):
 
-- ``recall@K:<scorer>`` / ``ndcg@K:<scorer>`` with scorer ``cosine`` (summed cosine of the
-  user's liked train movies), ``dot`` (the model's user vectors), ``own`` (the model's own
-  scorer from :mod:`moviegraph.train.scorers`), ``prior`` (popularity-prior fallback) or
-  ``model`` (a baseline's score function); ``users@K`` the number of evaluated users;
-- ``rmse`` on the rating split; ``genre_p@10`` and ``genre_p@10:random`` (random vectors
-  over the same movies); ``movies`` (movies with a vector);
+- ``recall@K:<scorer>`` / ``ndcg@K:<scorer>`` with scorer ``shipped`` (a model's
+  ``recommendations`` table, scored as it is), ``model`` (a baseline's score function) or
+  ``cosine`` (summed cosine: the gensim and random baselines); ``users@K`` the number of
+  evaluated users;
+- neighbour lists (a model's ``similar_movies`` rows, a baseline's lists):
+  ``neighbour_hr@K``, ``neighbour_recall@K``, ``neighbour_no_list``, ``genre_p@10`` and
+  ``list_coverage`` (suffixed ``:<metric>`` for a model's non-shipped metric);
+- ``rmse`` on the rating split; ``movies`` (movies with a vector);
+  ``landmark:<query> -> <movie>`` (1 when in the query's shipped top 10);
 - walk fidelity: ``chi2[p=..,q=..]``, ``dof[...]``, ``p_value[...]``.
 """
 
@@ -21,17 +24,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from moviegraph.config.models import SkipGramConfig
 from moviegraph.evaluate import baselines as bl
+from moviegraph.evaluate import lists as ev_lists
 from moviegraph.protocol import metrics as mt
 from moviegraph.protocol.data import EvalData
-from moviegraph.protocol.metrics import binarize
-from moviegraph.train.scorers import DEFAULT_BETAS, PopularityScorer, tune_popularity_scorer
 from moviegraph.walks.csr import CSRGraph
 from moviegraph.walks.exact import transition_chi_square
 from moviegraph.walks.kernel import random_walks
@@ -39,9 +41,6 @@ from moviegraph.walks.kernel import random_walks
 #: One row of the ``metrics`` table, without the run id: ``(model, name, value)``.
 MetricRow = tuple[str, str, float]
 
-#: ``own_scorer``'s contract: (train matrix, aligned item vectors, seed, *, times=train
-#: timestamps) -> dense scores; see :class:`moviegraph.train.scorers.OwnScorer`.
-OwnScorer = Callable[..., np.ndarray]
 
 log = logging.getLogger("moviegraph")
 
@@ -68,11 +67,35 @@ class Collector:
             self.add(model, f"users@{k}", res.n_users)
         return res.recall
 
+    def ranking_lists(self, model: str, scorer: str, lists: np.ndarray, d: EvalData,
+                      k: int) -> float:
+        """Recall@k / NDCG@k (and users@k once per model) of recommendation lists, e.g. the
+        ``recommendations`` table's (:mod:`moviegraph.evaluate.lists`); returns recall."""
+        res = ev_lists.list_ranking_metrics(lists, d, k)
+        self.add(model, f"recall@{k}:{scorer}", res.recall)
+        self.add(model, f"ndcg@{k}:{scorer}", res.ndcg)
+        if not any(r[0] == model and r[1] == f"users@{k}" for r in self.rows):
+            self.add(model, f"users@{k}", res.users)
+        return res.recall
+
     def timed(self, key: str, t0: float) -> None:
         """Record seconds since ``t0`` under ``key`` (added up); log one progress line."""
         seconds = time.perf_counter() - t0
         self.seconds[key] = self.seconds.get(key, 0.0) + seconds
         log.info("evaluate: %s scored in %.1fs", key, seconds)
+
+
+def list_metrics(out: Collector, model: str, lists: np.ndarray, d: EvalData, k: int,
+                 tag: str = "") -> None:
+    """Neighbour hit rate, neighbour Recall@k, genre precision@10 and coverage of one set
+    of neighbour lists (EVALUATION.md), as ``neighbour_hr@k<tag>``, ... rows."""
+    res = ev_lists.neighbour_hit_rate(lists, d, k)
+    out.add(model, f"neighbour_hr@{k}{tag}", res.hr)
+    out.add(model, f"neighbour_recall@{k}{tag}", res.recall)
+    out.add(model, f"neighbour_no_list{tag}", res.no_list)
+    precision, coverage = ev_lists.list_genre_precision(lists, d, 10)
+    out.add(model, f"genre_p@10{tag}", precision)
+    out.add(model, f"list_coverage{tag}", coverage)
 
 
 def genre_metrics(out: Collector, model: str, vectors: np.ndarray, has_vector: np.ndarray,
@@ -82,40 +105,6 @@ def genre_metrics(out: Collector, model: str, vectors: np.ndarray, has_vector: n
     out.add(model, "genre_p@10", mt.genre_precision_at_k(vectors, d.genres, 10, include))
     out.add(model, "genre_p@10:random", mt.random_genre_precision_at_k(
         d.genres, dim=max(vectors.shape[1], 1), k=10, seed=seed, include=include))
-
-
-def evaluate_item_model(out: Collector, model: str, vectors: np.ndarray,
-                        has_vector: np.ndarray, d: EvalData, k: int,
-                        own: OwnScorer | None = None, seed: int = 0,
-                        prior_betas: Iterable[float] | None = None) -> None:
-    """Summed cosine, plus the model's own scorer or else the tuned popularity prior.
-
-    The prior's ``beta`` is tuned on the validation cut with these same vectors (the stage
-    has no vectors trained without the cut, unlike ``benchmarks/quality_ml100k.py``): the
-    tuning may be slightly optimistic, the test part stays untouched.
-    """
-    out.ranking(model, "cosine", mt.item_embedding_scores(vectors, d.train), d, k)
-    if own is not None:
-        out.ranking(model, "own", np.asarray(own(d.train, vectors, seed,
-                                                 times=d.train_times)), d, k)
-        return
-    fit, val = d.matrix(~d.is_test & ~d.is_val), d.matrix(d.is_val)
-    tuning = tune_popularity_scorer(vectors, fit, val, prior_betas or DEFAULT_BETAS, k=k)
-    out.add(model, "prior_beta", tuning.best_beta)
-    out.ranking(model, "prior", PopularityScorer(vectors, d.train, tuning.best_beta), d, k)
-
-
-def evaluate_user_model(out: Collector, model: str, item_vectors: np.ndarray,
-                        user_vectors: np.ndarray, d: EvalData, k: int,
-                        cosine_vectors: np.ndarray | None = None) -> None:
-    """Dot product of the model's user and movie vectors (aligned; zero rows = unknown),
-    and summed cosine of ``cosine_vectors`` (default the movie vectors)."""
-    def scores(users: np.ndarray) -> np.ndarray:
-        return user_vectors[users] @ item_vectors.T
-
-    out.ranking(model, "dot", scores, d, k)
-    cos = item_vectors if cosine_vectors is None else cosine_vectors
-    out.ranking(model, "cosine", mt.item_embedding_scores(cos, d.train), d, k)
 
 
 #: Trailing bias columns of mf's written vectors per ``train.mf_biases`` layout.
@@ -186,9 +175,14 @@ def evaluate_baselines(out: Collector, d: EvalData, k: int, which: Sequence[str]
         t0 = time.perf_counter()
         knn = bl.ItemKNN(d.train)
         out.ranking("baseline:itemknn", "model", knn, d, k)
-        columns = binarize(d.train).T.toarray()
-        genre_metrics(out, "baseline:itemknn", columns, d.in_train, d)
+        list_metrics(out, "baseline:itemknn", ev_lists.baseline_lists(d.train, "itemknn", k),
+                     d, k)
         out.timed("baseline:itemknn", t0)
+    if "cocount" in which:
+        t0 = time.perf_counter()
+        list_metrics(out, "baseline:cocount", ev_lists.baseline_lists(d.train, "cocount", k),
+                     d, k)
+        out.timed("baseline:cocount", t0)
     if "ease" in which and dense_ok:
         t0 = time.perf_counter()
         tuning = bl.tune_ease(d.matrix(~d.is_test & ~d.is_val), d.matrix(d.is_val),
@@ -208,7 +202,7 @@ def evaluate_baselines(out: Collector, d: EvalData, k: int, which: Sequence[str]
     if "random" in which:
         rand = np.random.default_rng(0).standard_normal((d.n_items, 64)).astype(np.float32)
         out.ranking("baseline:random", "cosine", mt.item_embedding_scores(rand, d.train), d, k)
-        genre_metrics(out, "baseline:random", rand, d.in_train, d)
+        list_metrics(out, "baseline:random", ev_lists.vector_lists(rand, d.in_train, k), d, k)
 
 
 def gensim_vectors(walks: np.ndarray, s: SkipGramConfig, workers: int = 1

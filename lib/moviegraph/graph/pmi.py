@@ -29,9 +29,15 @@ def log_total(item_counts: DataFrame) -> float:
 
 
 def pmi_edges(item_counts: DataFrame, pair_counts: DataFrame, min_weight: float,
-              d: float | None = None, min_count: int = 1) -> DataFrame:
+              d: float | None = None, min_count: int = 1,
+              weighting: str = "pmi") -> DataFrame:
     """``(src, dst, weight, pmi, n)`` for the pairs with ``weight >= min_weight`` and
     ``n >= min_count``.
+
+    ``weighting``: ``pmi`` (the recipe: ``weight = pmi * n``) or ``cosine``
+    (``weight = n / sqrt(n_a n_b)``, the cosine of the two movies' binary rater columns:
+    it does not favour rare pairs as PMI does, so walks stay among movies people watch
+    together; see README "pairs / edges"). ``pmi`` is stored either way.
 
     ``item_counts`` is small (one row per movie) and broadcast to the pair counts.
     The expression keeps the recipe's evaluation order (left to right) so that the
@@ -45,17 +51,25 @@ def pmi_edges(item_counts: DataFrame, pair_counts: DataFrame, min_weight: float,
     joined = pair_counts.join(left, "movie_a").join(right, "movie_b")
     pmi = (F.log(F.col("n").cast("double")) - F.log(F.col("n_a").cast("double"))
            - F.log(F.col("n_b").cast("double")) + F.lit(float(d)))
+    cosine = F.col("n").cast("double") / F.sqrt(F.col("n_a").cast("double")
+                                                * F.col("n_b").cast("double"))
     scored = joined.select(F.col("movie_a").alias("src"), F.col("movie_b").alias("dst"),
-                           F.col("n"), pmi.alias("pmi"))
-    scored = scored.withColumn("weight", F.col("pmi") * F.col("n").cast("double"))
+                           F.col("n"), pmi.alias("pmi"), cosine.alias("cosine"))
+    if weighting == "cosine":
+        scored = scored.withColumn("weight", F.col("cosine"))
+    elif weighting == "pmi":
+        scored = scored.withColumn("weight", F.col("pmi") * F.col("n").cast("double"))
+    else:
+        raise ValueError(f"edge weighting {weighting!r}: must be pmi or cosine")
     kept = scored.filter(F.col("weight") >= F.lit(float(min_weight)))
     if min_count > 1:
         kept = kept.filter(F.col("n") >= F.lit(int(min_count)))
     return kept.select("src", "dst", "weight", "pmi", "n")
 
 
-def top_k_edges(edges: DataFrame, top_k: int) -> DataFrame:
-    """The edges among the ``top_k`` highest-PMI edges of at least one endpoint.
+def top_k_edges(edges: DataFrame, top_k: int, by: str = "pmi") -> DataFrame:
+    """The edges among the ``top_k`` highest-``by`` (``pmi`` or ``weight``) edges of at
+    least one endpoint.
 
     Why: on a co-rating graph popular movies touch almost everything, so walks drift to
     them; keeping each movie's strongest neighbours (a k-NN graph, union over both ends)
@@ -66,10 +80,10 @@ def top_k_edges(edges: DataFrame, top_k: int) -> DataFrame:
     if top_k <= 0:
         return edges
     ends = edges.select(F.col("src").alias("node"), F.col("dst").alias("other"), "src",
-                        "dst", "pmi").unionByName(
+                        "dst", F.col(by).alias("_by")).unionByName(
         edges.select(F.col("dst").alias("node"), F.col("src").alias("other"), "src", "dst",
-                     "pmi"))
-    by_node = Window.partitionBy("node").orderBy(F.col("pmi").desc(), F.col("other").asc())
+                     F.col(by).alias("_by")))
+    by_node = Window.partitionBy("node").orderBy(F.col("_by").desc(), F.col("other").asc())
     chosen = (ends.withColumn("rank", F.row_number().over(by_node))
               .filter(F.col("rank") <= F.lit(int(top_k))).select("src", "dst").distinct())
     return edges.join(chosen, ["src", "dst"], "left_semi")

@@ -204,9 +204,11 @@ def similar_movies(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray, me
 
 
 def rated_lists(ratings: DataFrame) -> DataFrame:
-    """``user_id, rated array<struct<movie_id, rating>>``: each user's ratings, one row."""
+    """``user_id, rated array<struct<movie_id, rating, ts>>``: each user's ratings, one row
+    (``ts`` 0 when the ratings have no time)."""
+    ts = F.col("ts") if "ts" in ratings.columns else F.lit(0).cast("long").alias("ts")
     return ratings.groupBy("user_id").agg(
-        F.collect_list(F.struct("movie_id", "rating")).alias("rated"))
+        F.collect_list(F.struct("movie_id", "rating", ts)).alias("rated"))
 
 
 def _rated_csr(col: pa.Array, ids: np.ndarray) -> sp.csr_matrix:
@@ -227,11 +229,31 @@ def _rated_csr(col: pa.Array, ids: np.ndarray) -> sp.csr_matrix:
     return m
 
 
+def _recency_profiles(col: pa.Array, ids: np.ndarray, unit: np.ndarray, half_life: float,
+                      like_threshold: float) -> np.ndarray:
+    """Shipped profiles of a batch of users (:mod:`moviegraph.train.shipped`): the
+    recency-weighted mean unit vector of each user's liked movies in the catalogue."""
+    from moviegraph.train.shipped import profile_matrix, profile_queries, recency_weights
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+    rows = np.repeat(np.arange(len(col)), lengths)
+    flat = pc.list_flatten(col)
+    movie = flat.field("movie_id").to_numpy(zero_copy_only=False).astype(np.int64)
+    rating = flat.field("rating").to_numpy(zero_copy_only=False).astype(np.float64)
+    ts = flat.field("ts").to_numpy(zero_copy_only=False).astype(np.int64)
+    pos = np.searchsorted(ids, movie)
+    pos = np.where((pos < ids.size) & (ids[np.minimum(pos, ids.size - 1)] == movie), pos, -1)
+    w = recency_weights(rows, movie, ts, rating, half_life, like_threshold)
+    return profile_queries(unit, profile_matrix(rows, pos, w, len(col), ids.size))
+
+
 def recommendations(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray,
                     users: DataFrame, k: int, user_vectors: bool, like_threshold: float = 4.0,
                     block_size: int = 256, partitions: int = 0,
                     item_term: np.ndarray | None = None,
-                    tally: Accumulator | None = None) -> tuple[DataFrame, Broadcast]:
+                    tally: Accumulator | None = None,
+                    half_life: float | None = None) -> tuple[DataFrame, Broadcast]:
     """Top-k unrated movies per user: ``user_id, rank, movie_id, score``.
 
     Args:
@@ -244,6 +266,10 @@ def recommendations(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray,
         item_term: optional (n,) additive per-item term, same order as ``ids``: ``score =
             user score + item_term[movie]``, ranked exactly; None: the user score alone.
         tally: optional :func:`row_tally` accumulator.
+        half_life: item-embedding models: None = EVALUATION.md's summed cosine; a number
+            = the shipped scorer's profile, the mean of the liked movies' unit vectors
+            weighted ``0.5 ** (age / half_life)`` (0: equal weights), ``users.rated``
+            holding ``ts`` (:func:`moviegraph.train.shipped.recency_weights`).
 
     Rated movies are never returned; ties go to the lower movie id. Returns the (lazy)
     DataFrame and the catalogue's broadcast, to unpersist once written.
@@ -272,6 +298,9 @@ def recommendations(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray,
                     vec = batch.column(2)
                     dim = cat["vectors"].shape[1]
                     queries = vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+                elif half_life is not None:
+                    queries = _recency_profiles(batch.column(1), cat["ids"], unit, half_life,
+                                                like_threshold)
                 else:
                     queries = profile_queries(unit, rated, like_threshold)
                 res = searcher.search(queries, k, rated.astype(bool), block_size)

@@ -1,9 +1,9 @@
 """The stage registry: every job of the batch, in pipeline order, with what it reads and writes.
 
 One module per stage (``ingest``, ``pairs``, ``edges``, ``walks``, ``train``, ``similar``,
-``evaluate``, ``export``; ``maintain``, run on its own) declares a :class:`Stage`: its
-name, the tables it reads (and those it can do without), the tables it writes, the
-config sections its output depends on, its command-line flags and its ``run``.
+``evaluate``, ``export``; ``maintain`` and ``neighbours``, run on their own) declares a
+:class:`Stage`: its name, the tables it reads (and those it can do without), the tables it
+writes, the config sections its output depends on, its command-line flags and its ``run``.
 ``fetch``, ``synth`` and ``pipeline`` are jobs without a Spark stage (:class:`Job`).
 Everything else is derived from :data:`JOBS`: the pipeline's order and skip-if-unchanged
 inputs (:mod:`moviegraph.pipeline`), the command line's subcommands and their flags
@@ -24,6 +24,7 @@ from moviegraph.stages.export import STAGE as EXPORT
 from moviegraph.stages.ingest import FETCH, SYNTH
 from moviegraph.stages.ingest import STAGE as INGEST
 from moviegraph.stages.maintain import STAGE as MAINTAIN
+from moviegraph.stages.neighbours import STAGE as NEIGHBOURS
 from moviegraph.stages.pairs import STAGE as PAIRS
 from moviegraph.stages.similar import STAGE as SIMILAR
 from moviegraph.stages.train import STAGE as TRAIN
@@ -43,8 +44,9 @@ PIPELINE = Job(
     flags=(Flag("--from", "", "first stage to run", metavar="STAGE", dest="start"),
            Flag("--until", "", "last stage to run", metavar="STAGE", dest="until")))
 
-#: Stages run on their own, never by ``pipeline``: Delta upkeep.
-STANDALONE: dict[str, Stage] = {MAINTAIN.name: MAINTAIN}
+#: Stages run on their own, never by ``pipeline``: Delta upkeep, looking up a movie's
+#: neighbours.
+STANDALONE: dict[str, Stage] = {s.name: s for s in (MAINTAIN, NEIGHBOURS)}
 
 #: Every job of the command line, in the README's order.
 JOBS: dict[str, Job] = {j.name: j for j in (FETCH, SYNTH, *STAGES.values(), PIPELINE,

@@ -25,7 +25,8 @@ def run_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
     d = log_total(items)
     ec = cfg.edges
     min_weight = ec.min_weight
-    kept = top_k_edges(pmi_edges(items, pairs, min_weight, d, ec.min_count), ec.top_k)
+    kept = top_k_edges(pmi_edges(items, pairs, min_weight, d, ec.min_count, ec.weighting),
+                       ec.top_k, "weight" if ec.weighting == "cosine" else "pmi")
     run.outputs["edges"] = wh.write("edges", kept.orderBy("src", "dst"))
     edges = wh.read("edges", run.outputs["edges"])
     row = one_row(edges.agg(F.count(F.lit(1)).alias("e"), F.min("weight").alias("wmin"),
@@ -38,7 +39,8 @@ def run_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
     pair_rows = pairs.count()
     seconds = time.time() - t0
     run.rows.update({"pair_counts": pair_rows, "edges": num_edges, "vertices": st.vertices})
-    run.notes.update({"min_weight": min_weight, "min_count": ec.min_count,
+    run.notes.update({"weighting": ec.weighting, "min_weight": min_weight,
+                      "min_count": ec.min_count,
                       "top_k": ec.top_k, "D": d, "components": st.components,
                       "largest_component": st.largest_component,
                       "largest_share": round(st.largest_share, 6), "isolated": st.isolated,
@@ -46,9 +48,9 @@ def run_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
                       "seconds": round(seconds, 3)})
     weights = (f", weight {row['wmin']:.3g}..{row['wmax']:.3g}" if num_edges else "")
     return "\n".join([
-        f"edges: {num_edges:,} of {pair_rows:,} pairs kept (weight >= {min_weight:g}, "
-        f"pair count >= {ec.min_count}"
-        + (f", top {ec.top_k} by PMI of an end" if ec.top_k else "") + ", "
+        f"edges: {num_edges:,} of {pair_rows:,} pairs kept ({ec.weighting} weight >= "
+        f"{min_weight:g}, pair count >= {ec.min_count}"
+        + (f", top {ec.top_k} by {ec.weighting} of an end" if ec.top_k else "") + ", "
         f"D = log Σ item_count = {d:.4f}{weights}), stored once each with src < dst",
         f"  vertices {st.vertices:,} ({st.isolated:,} isolated), degree mean "
         f"{st.mean_degree:.1f} max {st.max_degree:,}",
@@ -58,8 +60,9 @@ def run_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
 
 
 STAGE = Stage(
-    name="edges", summary="item_counts, pair_counts -> edges (PMI-weighted), vertices",
+    name="edges", summary="item_counts, pair_counts -> edges (cosine- or PMI-weighted), vertices",
     reads=("item_counts", "pair_counts"), writes=("edges", "vertices"),
-    writes_doc="`edges` (PMI-weighted, `weight >= edges.min_weight`), `vertices` (degree, "
+    writes_doc="`edges` (cosine- or PMI-weighted, `edges.weighting`; top-`edges.top_k` per "
+               "movie), `vertices` (degree, "
                "strength, component)",
     sections=("pairs", "edges"), run=run_edges)

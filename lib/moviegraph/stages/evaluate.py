@@ -26,22 +26,24 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from moviegraph import fs
 from moviegraph.config import Config
 from moviegraph.errors import InputError
+from moviegraph.evaluate import lists as ev_lists
 from moviegraph.evaluate import report as rp
 from moviegraph.evaluate import report_data as rdata
 from moviegraph.evaluate import scoring as pr
+from moviegraph.protocol import metrics as mt
 from moviegraph.protocol.data import EvalData, align, prepare
 from moviegraph.runs import StageRun
 from moviegraph.similarity.joins import select_runs, vectors_of
 from moviegraph.stages.base import Stage
 from moviegraph.tables import Warehouse
 from moviegraph.train.data import padded_lists, read_ratings
-from moviegraph.train.scorers import own_scorer
 
 #: Preferred main model of the report (first present wins) when evaluate.main_model is empty.
 MAIN_MODEL_ORDER = ("node2vec", "mf", "softmax", "cbow")
@@ -135,7 +137,12 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     out = pr.Collector()
     user_emb = wh.read("user_embeddings") if wh.exists("user_embeddings") else None
     train_notes = _train_notes(wh, set(runs.values()))
+    similar = _similar_run(wh, runs, out)
+    sims = wh.read_arrow("similar_movies", ["model", "metric", "movie_id", "rank",
+                                            "neighbor_id", "score"])
+    recs = wh.read_arrow("recommendations", ["model", "user_id", "rank", "movie_id"])
     cosine_vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    shipped_lists: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
     for model, run_id in runs.items():
         t0 = time.perf_counter()
         of_run = (F.col("model") == model) & (F.col("run_id") == run_id)
@@ -144,34 +151,48 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
         notes = train_notes.get(run_id, {}).get("models", {}).get(model, {})
         layout = notes.get("vector_layout") if "vector_layout" in notes else \
             pr.bias_layout(vectors, has)
-        cos = _cosine_view(vectors, layout)
-        cosine_vectors[model] = (cos, has)
+        cosine_vectors[model] = (_cosine_view(vectors, layout), has)
         out.add(model, "movies", int(has.sum()))
-        user_vectors = None
-        if user_emb is not None:
+        # The shipped tables, scored as they are (EVALUATION.md: what is shipped).
+        shipped = (notes.get("scorer") or {}).get("list_metric") \
+            or similar.get(model, {}).get("metrics", ["cosine"])[0]
+        for metric in _table_metrics(sims, model):
+            rows = _rows(sims, model, metric)
+            lists = ev_lists.lists_of(rows, "movie_id", "neighbor_id", d.movie_ids,
+                                      d.movie_ids, k)
+            scores = _list_scores(rows, d.movie_ids, k)
+            tag = "" if metric == shipped else f":{metric}"
+            pr.list_metrics(out, model, lists, d, k, tag)
+            if metric == shipped or model not in shipped_lists:
+                shipped_lists[model] = (metric, lists, scores)
+        model_recs = _rows(recs, model)
+        if model_recs.num_rows:
+            out.ranking_lists(model, "shipped", ev_lists.lists_of(
+                model_recs, "user_id", "movie_id", d.user_ids, d.movie_ids, k), d, k)
+        else:
+            out.notes[f"{model} recommendations"] = "no rows in `recommendations`"
+        # RMSE: mf's rating predictions (not a ranking of the tables).
+        if user_emb is not None and layout in pr.BIAS_COLUMNS:
             uids, uvec = vectors_of(user_emb.where(of_run), "user_id")  # one collect
-            if len(uids):
-                user_vectors, has_user = align(uids, uvec, d.user_ids)
-        own = own_scorer(model) if ec.own_scorers else None
-        if user_vectors is not None:
-            pr.evaluate_user_model(out, model, vectors, user_vectors, d, k, cos)
-            if own is not None:
-                out.ranking(model, "own", np.asarray(own(d.train, cos, ec.seed,
-                                                         times=d.train_times)), d, k)
+            user_vectors, has_user = align(uids, uvec, d.user_ids)
             mu = notes.get("global_mean")
             if layout == "full" and mu is None:
                 mu = float(vectors[has][0, -1])  # movie rows end in mu
-            if layout in pr.BIAS_COLUMNS and mu is not None:
-                out.add(model, "rmse", pr.biased_dot_rmse(vectors, has, user_vectors, has_user,
-                                                          float(mu), d, layout))
-            elif model == "mf":
-                out.notes["mf rmse"] = ("not computed: mf vectors were written without "
-                                        "biases (train.mf_biases = drop) or the train run's "
-                                        "global mean is not in `runs`")
-        else:
-            pr.evaluate_item_model(out, model, cos, has, d, k, own, ec.seed)
-        pr.genre_metrics(out, model, cos, has, d, ec.seed)
+            if mu is not None:
+                out.add(model, "rmse", pr.biased_dot_rmse(vectors, has, user_vectors,
+                                                          has_user, float(mu), d, layout))
+        elif model == "mf":
+            out.notes["mf rmse"] = ("not computed: mf vectors were written without "
+                                    "biases (train.mf_biases = drop) or the train run's "
+                                    "global mean is not in `runs`")
         out.timed(model, t0)
+    folded = {m: n.get("models", {}).get(m, {}).get("folded_in") for m, n in
+              ((m, train_notes.get(r, {})) for m, r in runs.items())}
+    out.notes["coverage"] = (
+        "every movie with a vector has a list; item-only models (node2vec, cbow) give each "
+        "train movie outside their vocabulary a fold-in vector (the normalised sum of its "
+        "raters' profiles, [train.scorers.<model>] fold_in) in train"
+        + "".join(f"; {m}: {n} folded in" for m, n in folded.items() if n is not None))
     if "mf" in runs:
         out.notes["mf ranking"] = ("mf learns from the rating split's train part, which holds "
                                    "most ranking-test ratings: its Recall/NDCG are optimistic")
@@ -182,6 +203,7 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     if "gensim" in baselines:
         _gensim_baseline(out, cfg, wh, d, k)
     pr.evaluate_baselines(out, d, k, baselines, ec.ease_lambdas, ec.max_dense_items)
+    _landmarks(out, shipped_lists, d, titles)
     t0 = time.perf_counter()
     for p, q in fidelity:
         pr.walk_fidelity(out, p, q, cfg.walks.seed)
@@ -191,7 +213,8 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     run.rows["metrics"] = len(out.rows)
 
     t0 = time.perf_counter()
-    data = build_report_data(cfg, wh, run.run_id, runs, out, d, titles, cosine_vectors)
+    data = build_report_data(cfg, wh, run.run_id, runs, out, d, titles, cosine_vectors,
+                             shipped_lists)
     path = rp.write_report(rp.render_report(data), wh.output_uri(cfg.evaluate.report_dir),
                            run.run_id, fs.Storage(spark))
     out.timed("report", t0)
@@ -218,9 +241,79 @@ def _gensim_baseline(out: pr.Collector, cfg: Config, wh: Warehouse, d: EvalData,
     t0 = time.perf_counter()
     ids, vec = pr.gensim_vectors(walks, s)
     vectors, has = align(ids, vec, d.movie_ids)
-    pr.evaluate_item_model(out, "baseline:gensim", vectors, has, d, k, None, cfg.evaluate.seed)
-    pr.genre_metrics(out, "baseline:gensim", vectors, has, d, cfg.evaluate.seed)
+    out.ranking("baseline:gensim", "cosine", mt.item_embedding_scores(vectors, d.train), d, k)
+    pr.list_metrics(out, "baseline:gensim", ev_lists.vector_lists(vectors, has & d.in_train,
+                                                                  k), d, k)
     out.timed("baseline:gensim", t0)
+
+
+def _similar_run(wh: Warehouse, runs: dict[str, str], out: pr.Collector
+                 ) -> dict[str, dict[str, Any]]:
+    """The latest successful ``similar`` run's per-model notes; notes on ``out`` when its
+    tables were not built from the evaluated embeddings runs or from the train part."""
+    if not wh.exists("runs"):
+        return {}
+    rows = (wh.read("runs").where((F.col("stage") == "similar")
+                                  & (F.col("status") == "succeeded"))
+            .orderBy(F.col("started_at").desc()).limit(1).select("notes").collect())
+    if not rows:
+        return {}
+    notes = json.loads(rows[0]["notes"] or "{}")
+    models = notes.get("models", {})
+    stale = [m for m, r in runs.items() if models.get(m, {}).get("run_id") not in (None, r)]
+    if stale:
+        out.notes["similar tables"] = ("built from older embeddings runs of "
+                                       + ", ".join(stale) + ": rerun the similar stage")
+    if notes.get("ratings", "ranking_train") != "ranking_train":
+        out.notes["similar ratings"] = ("similar.ratings is not ranking_train: profiles saw "
+                                        "the test ratings and never recommend them; the "
+                                        "table metrics are not the protocol's")
+    return models
+
+
+def _rows(table: pa.Table, model: str, metric: str | None = None) -> pa.Table:
+    """The rows of ``model`` (and ``metric``) of a list table."""
+    mask = pc.equal(table.column("model"), model)
+    if metric is not None:
+        mask = pc.and_(mask, pc.equal(table.column("metric"), metric))
+    return table.filter(mask)
+
+
+def _table_metrics(sims: pa.Table, model: str) -> list[str]:
+    """Metrics with rows for ``model`` in ``similar_movies``."""
+    return sorted(set(_rows(sims, model).column("metric").to_pylist()))
+
+
+def _list_scores(rows: pa.Table, movie_ids: np.ndarray, k: int) -> np.ndarray:
+    """Scores of a model's list rows at (query position, rank - 1); NaN elsewhere."""
+    out = np.full((len(movie_ids), k), np.nan)
+    q = np.searchsorted(movie_ids, rows.column("movie_id").to_numpy())
+    r = rows.column("rank").to_numpy() - 1
+    ok = (q < len(movie_ids)) & (r < k)
+    q, r = q[ok], r[ok]
+    ok2 = movie_ids[q] == rows.column("movie_id").to_numpy()[ok]
+    out[q[ok2], r[ok2]] = rows.column("score").to_numpy()[ok][ok2]
+    return out
+
+
+#: (query, expected neighbours) checked in each model's shipped top 10.
+LANDMARKS = (("Star Wars", ("The Empire Strikes Back", "Return of the Jedi")),
+             ("The Godfather", ("The Godfather: Part II",)))
+
+
+def _landmarks(out: pr.Collector, shipped: dict[str, tuple[str, np.ndarray, np.ndarray]],
+               d: EvalData, titles: list[str]) -> None:
+    """``landmark:<query> -> <movie>``: 1 when the movie is in the query's top 10 of the
+    model's shipped list, 0 when not (absent when a title is not in the catalogue)."""
+    found = rdata.find_movies([q for q, _ in LANDMARKS] + [m for _, ms in LANDMARKS
+                                                            for m in ms],
+                              titles, d.popularity)
+    for model, (_, lists, _) in shipped.items():
+        for query, expected in LANDMARKS:
+            for movie in expected:
+                if query in found and movie in found:
+                    out.add(model, f"landmark:{query} -> {movie}",
+                            float(found[movie] in lists[found[query], :10]))
 
 
 def write_metrics(spark: SparkSession, wh: Warehouse, run_id: str,
@@ -236,14 +329,17 @@ def write_metrics(spark: SparkSession, wh: Warehouse, run_id: str,
 
 def build_report_data(cfg: Config, wh: Warehouse, run_id: str, runs: dict[str, str],
                       out: pr.Collector, d: EvalData, titles: list[str],
-                      cosine_vectors: dict[str, tuple[np.ndarray, np.ndarray]]
-                      ) -> rp.ReportData:
-    """Gather the report's tables and chart data (t-SNE of the main model included)."""
+                      cosine_vectors: dict[str, tuple[np.ndarray, np.ndarray]],
+                      shipped_lists: dict[str, tuple[str, np.ndarray, np.ndarray]]
+                      | None = None) -> rp.ReportData:
+    """Gather the report's tables and chart data (t-SNE of the main model included); the
+    query movies' neighbours are the rows of ``similar_movies`` (``shipped_lists``)."""
     ec = cfg.evaluate
     pop = d.popularity
     neighbours, norms = [], {}
+    for model, (metric, lists, scores) in (shipped_lists or {}).items():
+        neighbours += rdata.table_neighbour_lists(model, metric, lists, scores, titles, pop)
     for model, (vec, has) in cosine_vectors.items():
-        neighbours += rdata.neighbour_lists(model, vec, has, titles, pop)
         idx = np.flatnonzero(has)
         norms[model] = rp.NormPoints(pop[idx].astype(float), np.linalg.norm(vec[idx], axis=1),
                                      [titles[i] for i in idx])
@@ -270,29 +366,30 @@ def build_report_data(cfg: Config, wh: Warehouse, run_id: str, runs: dict[str, s
 
 def summary(rows: list[pr.MetricRow], runs: dict[str, str], k: int, path: str,
             notes: dict[str, str], seconds: float) -> str:
-    """One screen: models and baselines x main metrics, fidelity, notes, report path."""
+    """One screen: models and baselines x main metrics, landmarks, fidelity, notes, report."""
     value = {(m, n): v for m, n, v in rows}
     models = list(runs) + sorted({m for m, _, _ in rows if m.startswith("baseline:")})
 
-    def cell(m: str, n: str) -> str:
+    def cell(m: str, n: str, width: int = 9) -> str:
         v = value.get((m, n))
-        return f"{v:>8.4f}" if v is not None else f"{'':>8}"
+        return f"{v:>{width}.4f}" if v is not None else f"{'':>{width}}"
 
-    cols = [("cosine", f"R@{k} cos"), ("dot", f"R@{k} dot"), ("own", f"R@{k} own"),
-            ("prior", f"R@{k} prior"), ("model", f"R@{k} model")]
-    cols = [(s, h) for s, h in cols if any(n == f"recall@{k}:{s}" for _, n, _ in rows)]
-    head = f"  {'model':<20}" + "".join(f"{h:>12}" for _, h in cols) + \
-        f"{'NDCG best':>11}{'RMSE':>9}{'genreP@10':>11}{'(random)':>9}"
-    lines = [f"evaluate: {len(runs)} model(s), protocol of EVALUATION.md, {seconds:.1f}s", head]
+    cols = [(f"neighbour_hr@{k}", f"nbr HR@{k}"), (f"neighbour_recall@{k}", f"nbr R@{k}"),
+            ("genre_p@10", "genreP@10"), (f"recall@{k}:shipped", f"R@{k} table"),
+            (f"ndcg@{k}:shipped", f"NDCG@{k} tbl"), (f"recall@{k}:model", f"R@{k} model"),
+            (f"recall@{k}:cosine", f"R@{k} cos"), ("rmse", "RMSE")]
+    cols = [(n, h) for n, h in cols if any(name == n for _, name, _ in rows)]
+    lines = [f"evaluate: {len(runs)} model(s), protocol of EVALUATION.md (models scored "
+             f"from their similar_movies / recommendations tables), {seconds:.1f}s",
+             f"  {'model':<20}" + "".join(f"{h:>13}" for _, h in cols)]
     for m in models:
-        recalls = [(value.get((m, f"recall@{k}:{s}")), s) for s, _ in cols]
-        best = max((r for r in recalls if r[0] is not None), default=(None, None))
-        ndcg = value.get((m, f"ndcg@{k}:{best[1]}")) if best[1] else None
-        line = f"  {m:<20}" + "".join(f"{'':>4}{cell(m, f'recall@{k}:{s}')}" for s, _ in cols)
-        line += f"{'':>3}{ndcg:>8.4f}" if ndcg is not None else f"{'':>11}"
-        line += f"{'':>1}{cell(m, 'rmse')}{'':>3}{cell(m, 'genre_p@10')}{'':>1}"
-        line += cell(m, "genre_p@10:random")
-        lines.append(line.rstrip())
+        if not any((m, n) in value for n, _ in cols):
+            continue
+        lines.append((f"  {m:<20}" + "".join(f"{'':>4}{cell(m, n)}" for n, _ in cols)).rstrip())
+    marks = [(m, n[len("landmark:"):], v) for m, n, v in rows if n.startswith("landmark:")]
+    if marks:
+        lines.append("  landmarks (in the shipped top 10): " + "; ".join(
+            f"{m} {n} {'yes' if v else 'no'}" for m, n, v in marks))
     fid = [(n, v) for m, n, v in rows if m == "walks" and n.startswith("p_value")]
     if fid:
         lines.append("  walk fidelity (chi-square p-value): "
@@ -305,10 +402,10 @@ def summary(rows: list[pr.MetricRow], runs: dict[str, str], k: int, path: str,
 STAGE = Stage(
     name="evaluate", summary="EVALUATION.md's protocol for every model and the baselines; "
     "metrics table and HTML report",
-    reads=("ratings", "movies", "embeddings"),
+    reads=("ratings", "movies", "embeddings", "similar_movies", "recommendations"),
     optional_reads=("user_embeddings", "history", "walks", "vertices", "edges"),
     writes=("metrics",),
     writes_doc="`metrics(run_id, model, name, value)` (EVALUATION.md's protocol for every "
                "model and the baselines), `<evaluate.report_dir>/<run_id>.html` + "
                "`latest.html` (self-contained report)",
-    sections=("evaluate", "walks", "train"), run=run_evaluate)
+    sections=("evaluate", "walks", "train", "similar"), run=run_evaluate)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from moviegraph.train.checkpoints import CheckpointStore
     from moviegraph.train.models import Model, ModelData, Trained
+    from moviegraph.train.shipped import FittedScorer
 
 
 def input_tables(cfg: Config) -> tuple[str, ...]:
@@ -78,13 +79,41 @@ def _train_all(cfg: Config, wh: Warehouse, run: StageRun) -> str:
         store.close()
     run.notes["device"] = str(device)
     run.notes["checkpoints"] = store.uri
-    write_outputs(wh, run, trained)
+    scorers = _fit_scorers(cfg, data, trained, per_model)
+    write_outputs(wh, run, trained, scorers)
     lines.append(f"  wrote embeddings v{run.outputs['embeddings']}"
                  + (f", user_embeddings v{run.outputs['user_embeddings']}"
                     if "user_embeddings" in run.outputs else "")
                  + (f", history v{run.outputs['history']}" if "history" in run.outputs else "")
+                 + f", scorers v{run.outputs['scorers']}"
                  + f" (run {run.run_id})")
     return "\n".join(lines)
+
+
+def _fit_scorers(cfg: Config, data: ModelData, trained: list[Trained],
+                 per_model: dict[str, Any]) -> list[FittedScorer]:
+    """Each model's shipped scorer (:mod:`moviegraph.train.shipped`), fitted on the ranking
+    split's train part; item-only models first get fold-in vectors for the train movies
+    outside their vocabulary (``[train.scorers.<model>] fold_in``)."""
+    import numpy as np
+
+    from moviegraph.train.shipped import TrainRatings, fit_scorer, fold_in
+
+    r = data.ratings
+    train = TrainRatings.of(r.user_id, r.movie_id, r.rating, r.ts)
+    out = []
+    for t in trained:
+        sc = getattr(cfg.train.scorers, t.model)
+        if sc.fold_in and t.user_ids is None:
+            ids, vectors, added = fold_in(t.movie_ids, t.vectors, train)
+            t.movie_ids, t.vectors = ids.astype(np.int32), vectors
+            per_model[t.model]["folded_in"] = added
+            per_model[t.model]["movies"] = len(ids)
+        bias_columns = {"append": 2, "full": 3}.get(t.notes.get("vector_layout", ""), 0)
+        out.append(fit_scorer(t.model, sc, t.movie_ids, train,
+                              t.vectors.shape[1] - bias_columns))
+        per_model[t.model]["scorer"] = out[-1].settings
+    return out
 
 
 def _fit_one(model: Model, cfg: Config, data: ModelData, device: torch.device,
@@ -138,9 +167,11 @@ def _line(t, resumed: bool) -> str:
 STAGE = Stage(
     name="train", summary="PyTorch models on walks and ratings -> embeddings, history",
     reads=("walks", "vocab", "ratings", "movies"),
-    writes=("embeddings", "user_embeddings", "history"),
+    writes=("embeddings", "user_embeddings", "history", "scorers"),
     writes_doc="`embeddings(model, run_id, movie_id, vector)`, `user_embeddings(model, "
-               "run_id, user_id, vector)`, `history` (one row per epoch); checkpoints under "
+               "run_id, user_id, vector)`, `history` (one row per epoch), `scorers(model, "
+               "run_id, settings, movie_id[], list_term[], recommend_term[])` (each model's "
+               "shipped ranking, `[train.scorers.<model>]`); checkpoints under "
                "`train.checkpoint_dir/<model>/` (`--resume`)",
     sections=("train",), run=run_train, input_tables=input_tables,
     flags=(Flag("--resume", "train.resume", "continue each model from its last checkpoint"),))

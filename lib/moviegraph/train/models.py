@@ -41,6 +41,7 @@ import torch
 
 from moviegraph.config import Config, TrainConfig
 from moviegraph.protocol.metrics import genre_matrix, rmse
+from moviegraph.protocol.splits import ranking_split
 from moviegraph.tables import Warehouse
 from moviegraph.train.data import (
     MFData,
@@ -405,15 +406,33 @@ def fit_softmax(data: ModelData, cfg: Config, device: torch.device, folder: Path
 # ---------------------------------------------------------------- edlae
 
 def fit_edlae(data: ModelData, cfg: Config, device: torch.device, folder: Path) -> Trained:
-    """Low-rank EDLAE in closed form on the ranking split's train part (no epochs)."""
+    """Low-rank EDLAE in closed form on the ranking split's train part (no epochs).
+
+    The written user vectors are the shipped scorer's (``[train.scorers.edlae]``): with a
+    ``half_life``, ``x_u``'s entries are recency weights ``0.5 ** (age / half_life)``
+    rather than 1 before ``x_u W`` (recent movies say more about what comes next).
+    """
+    from moviegraph.train.shipped import profile_matrix, recency_weights
+
     x, user_ids, movie_ids = ranking_train_matrix(data.ratings)
-    return fit_edlae_matrix(x, user_ids, movie_ids, cfg.train.edlae)
+    half_life = cfg.train.scorers.edlae.half_life
+    profile = None
+    if half_life > 0:
+        r = data.ratings
+        train = ~ranking_split(r.user_id, r.movie_id, r.ts)
+        u = positions(user_ids, r.user_id[train])
+        i = positions(movie_ids, r.movie_id[train])
+        w = recency_weights(u, r.movie_id[train], r.ts[train], r.rating[train], half_life,
+                            liked_only=False)
+        profile = profile_matrix(u, i, w, len(user_ids), len(movie_ids))
+    return fit_edlae_matrix(x, user_ids, movie_ids, cfg.train.edlae, profile)
 
 
 def fit_edlae_matrix(x: Any, user_ids: np.ndarray, movie_ids: np.ndarray,
-                     settings: Any) -> Trained:
+                     settings: Any, profile: Any = None) -> Trained:
     """EDLAE on the binary matrix ``x``: movie vectors V, user vectors x_u W (the rank is
-    capped at the number of movies)."""
+    capped at the number of movies); ``profile`` (same shape as ``x``) replaces x_u in
+    the user vectors when given."""
     from moviegraph.train.edlae import train_edlae
 
     ec = replace(settings, dim=min(settings.dim, x.shape[1]))
@@ -426,7 +445,8 @@ def fit_edlae_matrix(x: Any, user_ids: np.ndarray, movie_ids: np.ndarray,
     return Trained("edlae", movie_ids.astype(np.int32),
                    res.item_vectors.astype(np.float32), fit, seconds,
                    user_ids=user_ids.astype(np.int32),
-                   user_vectors=res.user_vectors().astype(np.float32),
+                   user_vectors=(res.user_vectors() if profile is None else
+                                 np.asarray(profile @ res.input_factors)).astype(np.float32),
                    notes={"dim": ec.dim, "dropout": ec.dropout,
                           "lam": ec.lam, "features": 0})
 

@@ -19,6 +19,7 @@ from moviegraph.tables import SCHEMAS, Warehouse
 
 if TYPE_CHECKING:
     from moviegraph.train.models import Trained
+    from moviegraph.train.shipped import FittedScorer
 
 
 def vector_table(model: str, run_id: str, id_column: str, ids: np.ndarray,
@@ -49,8 +50,10 @@ def _models_condition(models: list[str]) -> str:
     return "model IN (" + ", ".join(f"'{m}'" for m in models) + ")"
 
 
-def write_outputs(wh: Warehouse, run: StageRun, trained: list[Trained]) -> None:
-    """embeddings, user_embeddings (replace these models' rows), history (append)."""
+def write_outputs(wh: Warehouse, run: StageRun, trained: list[Trained],
+                  scorers: list[FittedScorer] | None = None) -> None:
+    """embeddings, user_embeddings, scorers (replace these models' rows), history
+    (append)."""
     spark = wh.spark
     cond = _models_condition([t.model for t in trained])
     emb = pa.concat_tables([vector_table(t.model, run.run_id, "movie_id", t.movie_ids,
@@ -65,6 +68,14 @@ def write_outputs(wh: Warehouse, run: StageRun, trained: list[Trained]) -> None:
               else spark.createDataFrame([], SCHEMAS["user_embeddings"]))
         run.outputs["user_embeddings"] = wh.replace_where("user_embeddings", df, cond)
         run.rows["user_embeddings"] = sum(u.num_rows for u in users)
+    if scorers is not None:
+        from moviegraph.train.shipped import scorer_table
+
+        table = scorer_table(scorers, run.run_id)
+        df = (spark.createDataFrame(table) if table.num_rows
+              else spark.createDataFrame([], SCHEMAS["scorers"]))
+        run.outputs["scorers"] = wh.replace_where("scorers", df, cond)
+        run.rows["scorers"] = table.num_rows
     hist = [row for t in trained for row in history_rows(run.run_id, t)]
     if hist:
         run.outputs["history"] = wh.write(
