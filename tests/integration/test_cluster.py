@@ -32,7 +32,7 @@ SETTINGS = (
     "train.models=node2vec,mf", "train.threads=1",
     "train.node2vec.dim=16", "train.node2vec.epochs=2",
     "train.mf.method=adam", "train.mf.adam.dim=8", "train.mf.adam.epochs=3",
-    "evaluate.baselines=mostpop,itemknn", "evaluate.own_scorers=false",
+    "evaluate.baselines=mostpop,itemknn",
     "evaluate.tsne_max_movies=200", "evaluate.tsne_max_iter=300",
 )
 

@@ -126,7 +126,8 @@ def _ordered_models(rows: Sequence[tuple[str, str, float]], models_first: Sequen
 
 
 #: Columns of the per-model table (metric name -> header), after the ranking table.
-_MODEL_COLUMNS = {"neighbour_hr@20": "neighbour HR@20 (similar_movies)",
+_MODEL_COLUMNS = {"rmse": "RMSE (rating split)",
+                  "neighbour_hr@20": "neighbour HR@20 (similar_movies)",
                   "neighbour_recall@20": "neighbour Recall@20",
                   "genre_p@10": "genre P@10 of the lists", "list_coverage":
                   "train movies with a list", "genre_p@10:random":
