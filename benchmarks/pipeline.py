@@ -37,6 +37,7 @@ The machine is shared: the load average is printed; compare CPU seconds and rati
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -123,7 +124,12 @@ def run_pipeline(size: str, root: Path, extra: list[str], interval: float,
     from benchmarks.tree_rss import PeakRSS
 
     configs, sets, wh = pipeline_args(size, root)
-    run = PipelineRun(size, wh, configs, sets)
+    # The references read the config the pipeline ran with: extra --config / --set too.
+    given: dict[str, list[str]] = {"--config": [], "--set": []}
+    for flag, value in itertools.pairwise(extra):
+        if flag in given:
+            given[flag].append(value)
+    run = PipelineRun(size, wh, [*configs, *given["--config"]], [*sets, *given["--set"]])
     cmd = [str(ROOT / "spark-submit.sh"), "pipeline", "--force", "--quiet",
            *(a for c in configs for a in ("--config", c)),
            *(a for s in sets for a in ("--set", s)), *extra]
