@@ -23,7 +23,7 @@ imports are not timed. The references (:data:`REFERENCES`; ``--references`` pick
 - walks: the numba walk kernel alone on the same graph (``benchmarks.walk_kernel``);
 - train:node2vec: gensim skip-gram on the same walks and settings
   (``benchmarks.skipgram_throughput.gensim_skipgram``, ``Word2Vec.train`` alone);
-- train:mf: numpy ALS with batched solves, same rank and sweeps, on the same fit ratings;
+- train:mf: numpy ALS (``benchmarks.mf_speed.mf_reference``), same fit ratings, rank, sweeps;
 - similar: torch brute force (blocked matmul + ``topk``, ``benchmarks.similarity_scale``) for
   every model's similar movies and recommendations;
 - evaluate: numpy scoring (users x movies per ranking view of the stage, top-k, recall).
@@ -419,83 +419,23 @@ def ref_node2vec(ctx: Context) -> dict:
             "note": "Word2Vec.train alone (vocabulary built before)"}
 
 
-def numpy_als(u: np.ndarray, i: np.ndarray, y: np.ndarray, n_users: int, n_items: int,
-              rank: int, sweeps: int, reg: float = 0.05, seed: int = 0,
-              chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """ALS on mean-centred ratings with batched normal equations: each half-sweep sums the
-    rank x rank Gram blocks of every user (movie) with one ``np.add.reduceat`` over the
-    ratings sorted by that side, then solves them all in one batched ``np.linalg.solve``.
-    ``chunk`` bounds the ratings whose outer products exist at once (default: 512 MiB of
-    them). Returns ``(P, Q, mu)``."""
-    rng = np.random.default_rng(seed)
-    mu = float(y.mean())
-    r = (y - mu).astype(np.float64)
-    p = rng.normal(0, 0.1, (n_users, rank))
-    q = rng.normal(0, 0.1, (n_items, rank))
-    sides = []
-    for rows, cols, n in ((u, i, n_users), (i, u, n_items)):
-        order = np.argsort(rows, kind="stable")
-        sr, sc, sy = rows[order], cols[order], r[order]
-        starts = np.flatnonzero(np.r_[True, sr[1:] != sr[:-1]])
-        sides.append((sr[starts], sc, sy, starts, n))
-    eye = np.eye(rank)
-    chunk = chunk or max(1, (1 << 26) // (rank * rank))  # ratings per outer-product chunk
-    for _ in range(sweeps):
-        for side, (owners, cols, vals, starts, n) in enumerate(sides):
-            other = q if side == 0 else p
-            gram = np.zeros((n, rank, rank))
-            rhs = np.zeros((n, rank))
-            bounds = np.r_[starts, len(cols)]
-            # Chunks end on owner boundaries, so each reduceat segment is whole.
-            g0 = 0
-            while g0 < len(starts):
-                g1 = int(np.searchsorted(bounds, bounds[g0] + chunk, side="right")) - 1
-                g1 = max(g1, g0 + 1)
-                lo, hi = bounds[g0], bounds[g1]
-                f = other[cols[lo:hi]]
-                seg = starts[g0:g1] - lo
-                gram[owners[g0:g1]] = np.add.reduceat(
-                    (f[:, :, None] * f[:, None, :]).reshape(hi - lo, -1), seg
-                ).reshape(-1, rank, rank)
-                rhs[owners[g0:g1]] = np.add.reduceat(f * vals[lo:hi, None], seg)
-                g0 = g1
-            counts = np.zeros(n)
-            counts[owners] = np.diff(bounds)
-            gram += reg * np.maximum(counts, 1)[:, None, None] * eye
-            solved = np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
-            if side == 0:
-                p = solved
-            else:
-                q = solved
-    return p, q, mu
-
-
 def ref_mf(ctx: Context) -> dict:
-    """numpy ALS (:func:`numpy_als`) on the same fit ratings, rank and sweeps as mf."""
-    import pyarrow as pa
-
+    """The mf owner's reference (``benchmarks.mf_speed.mf_reference``: numpy ALS, one
+    normal-equation solve per entity) on the same fit ratings, rank and sweeps as mf."""
+    from benchmarks.mf_speed import mf_reference
     from moviegraph.train.data import mf_data
 
     mc = ctx.cfg.train.mf
-    if mc.method == "bpmf":
-        rank, sweeps = mc.bpmf.dim, mc.bpmf.burn_in + mc.bpmf.samples
-    else:
-        rank, sweeps = mc.adam.dim, mc.adam.epochs
+    section = getattr(mc, mc.method)
+    rank = section.dim
+    sweeps = (section.burn_in + section.samples if mc.method == "bpmf"
+              else getattr(section, "iterations", None) or section.epochs)
     mf = mf_data(_ratings(ctx), hold_out_validation=False)
     u, i, y = mf.fit
-    p, q, mu = numpy_als(u, i, y, len(mf.user_ids), len(mf.movie_ids), rank, sweeps,
-                         seed=ctx.cfg.train.seed)
-    _write_parquet(pa.table({"movie_id": mf.movie_ids,
-                             "vector": list(q.astype(np.float32))}), ctx.scratch / "mf.parquet")
-    from moviegraph.train.data import positions
-
-    tu, ti = positions(mf.user_ids, mf.test_user), positions(mf.movie_ids, mf.test_movie)
-    ok = (tu >= 0) & (ti >= 0)
-    pred = np.full(len(tu), mu)
-    pred[ok] += np.einsum("nd,nd->n", p[tu[ok]], q[ti[ok]])
-    rmse = float(np.sqrt(np.mean((np.clip(pred, 1, 5) - mf.test_rating) ** 2)))
-    return {"work": len(y) * sweeps,
-            "note": f"rank {rank}, {sweeps} sweeps, test RMSE {rmse:.3f}"}
+    t = mf_reference(u, i, y, len(mf.user_ids), len(mf.movie_ids), dim=rank, sweeps=sweeps,
+                     seed=ctx.cfg.train.seed)
+    return {"work": t.work, "seconds": t.wall, "cpu": t.cpu,
+            "note": f"numpy ALS, rank {rank}, {sweeps} sweeps, train RMSE {t.train_rmse:.3f}"}
 
 
 def _latest_vectors(ctx: Context, table: str, key: str) -> dict[str, tuple[np.ndarray,

@@ -1,5 +1,5 @@
-"""benchmarks.pipeline's own arithmetic: sizes, the process tree's CPU, the ALS and edges
-references, each against an independent computation."""
+"""benchmarks.pipeline's own arithmetic: sizes, the process tree's CPU, the edges reference
+and the table's ratios, each against an independent computation."""
 
 from __future__ import annotations
 
@@ -35,36 +35,6 @@ def test_tree_cpu_counts_children_that_exited() -> None:
         shell.wait()
         # The shell is done: what is left is its own and its reaped child's CPU.
     assert mem.tree_cpu() >= 0.55
-
-
-def test_numpy_als_recovers_a_low_rank_matrix() -> None:
-    """Fully observed rank-2 ratings: ALS with a tiny ridge reproduces them, and one
-    user's solve equals the normal equations solved on their own (independent loop)."""
-    rng = np.random.default_rng(0)
-    users, items, rank = 30, 20, 2
-    truth = 3.0 + rng.normal(size=(users, rank)) @ rng.normal(size=(rank, items))
-    u, i = (g.ravel() for g in np.meshgrid(np.arange(users), np.arange(items), indexing="ij"))
-    y = truth[u, i]
-    p, q, mu = bp.numpy_als(u, i, y, users, items, rank=3, sweeps=30, reg=1e-6)
-    assert np.abs(mu + p @ q.T - truth).max() < 1e-2
-    # The last half-sweep solved the movies given P: check one movie by hand.
-    j = 7
-    rows = i == j
-    f = p[u[rows]]
-    gram = f.T @ f + 1e-6 * rows.sum() * np.eye(3)
-    expect = np.linalg.solve(gram, f.T @ (y[rows] - mu))
-    assert np.allclose(q[j], expect, atol=1e-8)
-
-
-def test_numpy_als_chunks_do_not_change_the_result() -> None:
-    rng = np.random.default_rng(1)
-    keys = np.unique(rng.integers(0, 40, 600) * 100 + rng.integers(0, 25, 600))
-    u, i = keys // 100, keys % 100
-    y = rng.uniform(1, 5, len(u))
-    whole = bp.numpy_als(u, i, y, 40, 25, rank=4, sweeps=3)
-    small = bp.numpy_als(u, i, y, 40, 25, rank=4, sweeps=3, chunk=5)  # ~1 owner per chunk
-    for a, b in zip(whole[:2], small[:2], strict=True):
-        assert np.allclose(a, b, atol=1e-10)
 
 
 def _python_edges(pairs: dict[tuple[int, int], int], items: dict[int, int], min_weight: float,
