@@ -43,14 +43,22 @@ def dict_reference(users: np.ndarray, movies: np.ndarray, min_weight: float) -> 
     return len(pair), edges
 
 
-def scipy_reference(users: np.ndarray, movies: np.ndarray, min_weight: float) -> tuple[int, int]:
-    """Co-occurrence as the sparse product X^T X (upper triangle): (distinct pairs, edges)."""
+def scipy_pairs(users: np.ndarray, movies: np.ndarray
+                ) -> tuple[np.ndarray, sp.coo_matrix, np.ndarray]:
+    """Co-occurrence as the sparse product X^T X: ``(movie ids, upper triangle as COO over
+    their positions, item counts)``; one row per (user, movie) expected."""
     _, u = np.unique(users, return_inverse=True)
     mids, m = np.unique(movies, return_inverse=True)
     x = sp.csr_matrix((np.ones(len(u), dtype=np.int32), (u, m)),
                       shape=(int(u.max()) + 1, len(mids)))
     co = sp.triu(x.T.tocsr() @ x, k=1).tocoo()
-    item = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
+    return mids, co, np.asarray(x.sum(axis=0)).ravel()
+
+
+def scipy_reference(users: np.ndarray, movies: np.ndarray, min_weight: float) -> tuple[int, int]:
+    """Co-occurrence as the sparse product X^T X (upper triangle): (distinct pairs, edges)."""
+    _, co, counts = scipy_pairs(users, movies)
+    item = counts.astype(np.float64)
     d = math.log(item.sum())
     n = co.data.astype(np.float64)
     w = (np.log(n) - np.log(item[co.row]) - np.log(item[co.col]) + d) * n

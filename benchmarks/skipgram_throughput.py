@@ -48,6 +48,28 @@ def pmi_edges(
     return pair.row[ok].astype(np.int64), pair.col[ok].astype(np.int64), w[ok]
 
 
+def gensim_skipgram(sentences: list[list[str]], n_items: int, dim: int, window: int,
+                    negative: int, sample: float, epochs: int, threads: int, seed: int,
+                    alpha: float = 0.025, min_alpha: float = 1e-4
+                    ) -> tuple[np.ndarray, float, float]:
+    """gensim skip-gram on ``sentences`` (walks as lists of token strings ``"0".."n-1"``):
+    ``(vectors (n_items, dim), wall s, CPU s)`` of ``Word2Vec.train`` alone (the
+    vocabulary is built before the clock starts). Shared with ``benchmarks.pipeline``."""
+    from gensim.models import Word2Vec
+
+    model = Word2Vec(vector_size=dim, window=window, sg=1, hs=0, negative=negative,
+                     sample=sample, min_count=1, alpha=alpha, min_alpha=min_alpha,
+                     workers=threads, seed=seed)
+    model.build_vocab(sentences)
+    t0, c0 = time.perf_counter(), time.process_time()
+    model.train(sentences, total_examples=len(sentences), epochs=epochs)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    vec = np.zeros((n_items, dim), dtype=np.float32)
+    for key in model.wv.index_to_key:
+        vec[int(key)] = model.wv[key]
+    return vec, secs, cpu
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=REPO / "data")
@@ -128,18 +150,8 @@ def main() -> None:
 
     def gensim(threads: int, seed: int) -> tuple[np.ndarray, float, float]:
         """Vectors, wall and CPU seconds of ``Word2Vec.train`` (vocabulary built before)."""
-        from gensim.models import Word2Vec
-
-        model = Word2Vec(vector_size=args.dim, window=args.window, sg=1, hs=0,
-                         negative=args.negative, sample=args.sample, min_count=1,
-                         alpha=0.025, min_alpha=1e-4, workers=threads, seed=seed)
-        model.build_vocab(sentences)
-        _, secs, cpu = timed(model.train, sentences, total_examples=len(sentences),
-                             epochs=args.epochs)
-        vec = np.zeros((n_items, args.dim), dtype=np.float32)
-        for key in model.wv.index_to_key:
-            vec[int(key)] = model.wv[key]
-        return vec, secs, cpu
+        return gensim_skipgram(sentences, n_items, args.dim, args.window, args.negative,
+                               args.sample, args.epochs, threads, seed)
 
     engines = {"moviegraph": moviegraph}
     if not args.skip_gensim:

@@ -6,6 +6,7 @@ driver and every Python worker, so the figure that matters is the sum over the t
     with PeakRSS() as mem:        # this process and its descendants
         ...
     mem.peak, mem.gib, mem.cpu    # bytes, GiB, CPU seconds of the tree
+    mem.tree_cpu()                # CPU seconds so far (live tree + what it reaped)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class PeakRSS:
         self._thread: threading.Thread | None = None
         self._cpu_start: dict[int, float] = {}
         self._cpu_last: dict[int, float] = {}
+        self._tree_cpu = 0.0
 
     def _processes(self) -> list[psutil.Process]:
         with contextlib.suppress(psutil.Error):
@@ -43,12 +45,25 @@ class PeakRSS:
 
     def _sample(self) -> None:
         total = 0
+        tree_cpu = 0.0
         for p in self._processes():
             with contextlib.suppress(psutil.Error):  # a worker may exit mid-sample
                 total += p.memory_info().rss
                 t = p.cpu_times()
                 self._cpu_last[p.pid] = t.user + t.system  # kept after a worker exits
+                # A child that exited and was reaped moves into its parent's children_*
+                # times, so the live tree's sum counts short-lived Python workers too.
+                tree_cpu += t.user + t.system + t.children_user + t.children_system
         self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), total)
+        # Monotone: a child that exited but is not reaped yet is briefly in neither sum.
+        self._tree_cpu = max(self._tree_cpu, tree_cpu)
+
+    def tree_cpu(self) -> float:
+        """CPU seconds (user + system) the tree used so far, counted from its start: every
+        live process plus the children its members reaped (Spark's short-lived Python
+        workers included). Samples now, so phase boundaries get a fresh figure."""
+        self._sample()
+        return self._tree_cpu
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -32,6 +32,27 @@ def test_delta_round_trip_with_versions_and_time_travel(spark, warehouse):
     assert "delta.columnMapping.mode" not in props["properties"]
 
 
+def test_version_and_row_count_agree_with_delta_past_a_checkpoint(spark, warehouse):
+    """The log listing's version and the file statistics' row count equal Delta's own
+    history and Spark's count, across the 10-commit checkpoint, appends and overwrites."""
+    from delta.tables import DeltaTable
+
+    assert warehouse.version("item_counts") is None
+    assert not warehouse.exists("item_counts")
+    for i in range(12):
+        df = spark.range(i * 7 + 1).selectExpr("cast(id as int) as movie_id", "id as n")
+        written = warehouse.write("item_counts", df, mode="append" if i % 3 else "overwrite")
+        history = DeltaTable.forPath(spark, warehouse.path("item_counts")).history(1)
+        assert written == warehouse.version("item_counts") == history.first()["version"] == i
+        assert warehouse.row_count("item_counts") == warehouse.read("item_counts").count()
+    log = Path(warehouse.path("item_counts")) / "_delta_log"
+    assert (log / f"{10:020d}.checkpoint.parquet").is_file()
+    assert warehouse.row_count("item_counts", version=4) == \
+        warehouse.read("item_counts", version=4).count() == 29 + 22
+    (Path(warehouse.path("movies")) / "_delta_log").mkdir(parents=True)  # no commit yet
+    assert not warehouse.exists("movies") and warehouse.version("movies") is None
+
+
 def test_missing_table_and_wrong_columns_are_clear(spark, warehouse):
     with pytest.raises(TableError, match="does not exist"):
         warehouse.read("ratings")

@@ -36,7 +36,7 @@ def run_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
     run.outputs["vertices"] = wh.write(
         "vertices", vertices.coalesce(1).sortWithinPartitions("movie_id"))
     st = graph_stats(wh.read("vertices", run.outputs["vertices"]), num_edges, method)
-    pair_rows = pairs.count()
+    pair_rows = wh.row_count("pair_counts", run.inputs["pair_counts"])
     seconds = time.time() - t0
     run.rows.update({"pair_counts": pair_rows, "edges": num_edges, "vertices": st.vertices})
     run.notes.update({"weighting": ec.weighting, "min_weight": min_weight,

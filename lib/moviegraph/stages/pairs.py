@@ -33,7 +33,7 @@ def run_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) ->
         print(f"[pairs] full recount: {plan.reason}", flush=True)
         run.notes["incremental"] = {"applied": False, "reason": plan.reason}
     ratings = wh.read("ratings", run.inputs["ratings"])
-    run.rows["ratings"] = ratings.count()
+    run.rows["ratings"] = wh.row_count("ratings", run.inputs["ratings"])
     if pc.ratings == "ranking_train":
         ratings = P.ranking_train_part(ratings)
     ul = P.user_lists(P.kept_ratings(ratings, pc.min_rating), pc.max_items_per_user, pc.seed)
@@ -55,7 +55,7 @@ def run_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) ->
     if counted != stats["pairs"]:  # every pair of every user, once: a cheap exactness check
         raise RuntimeError(f"pair counts sum to {counted:,}, expected Σ n_u(n_u-1)/2 = "
                            f"{stats['pairs']:,}")
-    items = wh.read("item_counts", run.outputs["item_counts"]).count()
+    items = wh.row_count("item_counts", run.outputs["item_counts"])
     seconds = time.time() - t0
     run.rows.update({"kept_ratings": stats["kept"], "users": stats["users"],
                      "item_counts": items, "pair_counts": int(written["rows"]),
@@ -121,7 +121,7 @@ def _pairs_incremental(spark: SparkSession, pc: PairsConfig, wh: Warehouse, run:
     if counted != plan.previous_pairs + delta.counted:
         raise RuntimeError(f"pair counts sum to {counted:,} after the merge, expected "
                            f"{plan.previous_pairs:,} + {delta.counted:,}")
-    items = wh.read("item_counts", run.outputs["item_counts"]).count()
+    items = wh.row_count("item_counts", run.outputs["item_counts"])
     seconds = time.time() - t0
     run.rows.update({"ratings_read": plan.added_rows, "old_ratings_read": delta.old_kept,
                      "kept_ratings_added": delta.new_kept, "users": delta.users,

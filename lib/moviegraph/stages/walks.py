@@ -77,11 +77,9 @@ def generate_walks(spark: SparkSession, wh: Warehouse, cfg: WalksConfig,
     inputs = input_versions(wh, "edges")
     # Weight-0 edges (pmi exactly 0, kept by edges.min_weight <= 0) carry no probability
     # mass: no walk can take them, so they are left out of the graph.
-    table = wh.read("edges", inputs["edges"])
-    # An unfiltered count is answered from the Delta log's file statistics (no scan); it
+    # The row count comes from the Delta log's file statistics (no scan, no Spark job); it
     # bounds the graph's size for the mode choice, the walk graph itself drops weight 0.
-    num_edges = table.count()
-    edges = table.select("src", "dst", "weight").where("weight != 0")
+    num_edges = wh.row_count("edges", inputs["edges"])
     if num_edges == 0:
         raise InputError("the edges table is empty: no graph to walk (check edges.min_weight "
                          "and the pairs/edges stages' output)")
@@ -116,6 +114,8 @@ def generate_walks(spark: SparkSession, wh: Warehouse, cfg: WalksConfig,
             df = broadcast_walks(spark, graph, shipped, cfg.num_walks, cfg.walk_length,
                                  cfg.p, cfg.q, cfg.seed, parts, threads, counter)
         else:
+            edges = wh.read("edges", inputs["edges"]).select("src", "dst", "weight").where(
+                "weight != 0")
             movie_ids = vertex_ids(edges)
             if len(movie_ids) == 0:
                 raise EdgeListError("every edge has weight 0: no graph to walk")
