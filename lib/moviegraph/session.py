@@ -124,6 +124,13 @@ def settings_already_set() -> dict[str, str]:
     return found
 
 
+def _comparable(value: str) -> str:
+    """A setting as spark-submit reports it, told apart from the config's only where it
+    differs (spark-submit turns the jar paths the launcher derived from the config into
+    ``file:`` URIs)."""
+    return ",".join(part.removeprefix("file://") for part in value.split(","))
+
+
 def build_session(cfg: SparkConfig, app_suffix: str = "") -> SparkSession:
     """Return the SparkSession for ``cfg``, creating it when none is active.
 
@@ -148,7 +155,7 @@ def build_session(cfg: SparkConfig, app_suffix: str = "") -> SparkSession:
             if value == already[key]:
                 continue
         elif key in already:
-            if already[key] != value:
+            if _comparable(already[key]) != _comparable(value):
                 log.info("spark: %s = %s as set by spark-submit / the platform (config: %s)",
                          key, already[key], value)
             continue

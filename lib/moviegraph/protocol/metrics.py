@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 #: Default block size of the block-wise kernels, in scores (rows x n_items) per block.
 BLOCK_ENTRIES = 1 << 24
@@ -93,17 +92,29 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, n)
     if k == 0 or b == 0:
         return np.zeros((b, k), dtype=np.int64)
-    # torch.topk (multi-threaded, ~3x faster than np.partition here) picks a candidate set;
-    # its choice among values tied with the k-th is arbitrary, so rows where such a tie
-    # straddles the cut are redone exactly. Continuous scores almost never need that.
-    vals, cols_t = torch.topk(torch.from_numpy(scores), k, dim=1, sorted=False)
-    cols = cols_t.numpy().astype(np.int64)
-    kth = vals.numpy().min(axis=1, keepdims=True)
+    # A candidate set; its choice among values tied with the k-th is arbitrary, so rows
+    # where such a tie straddles the cut are redone exactly. Continuous scores almost
+    # never need that.
+    vals, cols = _candidates(scores, k)
+    kth = vals.min(axis=1, keepdims=True)
     straddle = np.flatnonzero((scores >= kth).sum(axis=1) > k)
     if straddle.size:
         cols[straddle] = _top_k_exact(scores[straddle], k)
     order = np.lexsort((cols, -np.take_along_axis(scores, cols, axis=1)))  # per row
     return np.take_along_axis(cols, order, axis=1)
+
+
+def _candidates(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k of each row's largest scores (any order) and their columns: torch.topk where torch
+    is installed (multi-threaded, ~3x faster than numpy's partition here), numpy's
+    partition where it is not (the executors' slim environment, see moviegraph.package)."""
+    try:
+        import torch
+    except ImportError:
+        cols = np.argpartition(-scores, k - 1, axis=1)[:, :k].astype(np.int64)
+        return np.take_along_axis(scores, cols, axis=1), cols
+    vals, cols_t = torch.topk(torch.from_numpy(scores), k, dim=1, sorted=False)
+    return vals.numpy(), cols_t.numpy().astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""What Spark tasks import runs in the executors' slim environment (moviegraph.package's
+executor archive: numpy, pyarrow, pandas, scipy, numba, Delta's Python API; no torch, no
+delta-rs). A task's function is unpickled from its module, so importing that module, and
+everything it imports at the top, must work there; the cluster test catches the same on a
+real cluster, this catches it in seconds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from moviegraph.config import PROJECT_ROOT
+from moviegraph.package import EXECUTOR_NO_DEPS, EXECUTOR_PACKAGES
+
+# Modules whose functions run in Spark tasks (mapInArrow / applyInArrow), and what those
+# functions import inside.
+TASK_MODULES = ("moviegraph.graph.pairs", "moviegraph.graph.kernels", "moviegraph.graph.pmi",
+                "moviegraph.walks.broadcast", "moviegraph.walks.partitioned",
+                "moviegraph.similarity.joins", "moviegraph.similarity.topk",
+                "moviegraph.train.shipped", "moviegraph.protocol", "moviegraph.sources.ingest",
+                "moviegraph.evaluate.lists")
+# Installed on the driver only.
+DRIVER_ONLY = ("torch", "deltalake", "graphframes", "sklearn", "gensim", "tqdm")
+
+
+def test_task_modules_import_without_driver_only_packages():
+    assert "delta-spark" in EXECUTOR_NO_DEPS and "numpy" in EXECUTOR_PACKAGES
+    code = "\n".join([
+        "import sys",
+        *(f"sys.modules[{name!r}] = None" for name in DRIVER_ONLY),
+        *(f"import {module}" for module in TASK_MODULES),
+    ])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_top_k_is_the_same_without_torch(monkeypatch):
+    from moviegraph.protocol import metrics
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 6, size=(50, 40)).astype(np.float64)  # many ties
+    scores[:, :3] = -np.inf
+    with_torch = metrics.top_k(scores, 10)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    np.testing.assert_array_equal(metrics.top_k(scores, 10), with_torch)
+    expected = np.array([sorted(range(40), key=lambda j: (-row[j], j))[:10] for row in scores])
+    np.testing.assert_array_equal(with_torch, expected)
