@@ -171,7 +171,8 @@ def test_ml100k_same_output_for_other_blocks_and_partitions(spark, ml100k_rows):
         run, _ = _run(spark, wh, run_pairs, "pairs.min_rating=5", "pairs.block_size=37")
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", old)
-    assert run.notes["split_users"] > 0 and run.notes["partitions"] == 5
+    assert run.notes["partitions"] == 5 and 1 <= run.rows["tasks"] <= 5
+    assert run.notes["chunks"] > run.rows["tasks"]  # 37² cells per kernel call at most
     assert _pairs_dict(wh) == dict(pair)
 
 
@@ -254,8 +255,12 @@ def _heavy_user_check(spark, warehouse, heavy_n, block_size):
     rows += [(u, m, 5.0) for u, ms in small.items() for m in ms]
     _write_ratings(spark, warehouse, rows)
     run, _ = _run(spark, warehouse, run_pairs, f"pairs.block_size={block_size}")
-    nb = -(-heavy_n // block_size)
-    assert run.notes["split_users"] == 1 and run.rows["tasks"] >= nb * (nb + 1) // 2
+    assert run.notes["heavy_users"] == 1 and run.notes["max_user_movies"] == heavy_n
+    # Bounded work per kernel call: block_size² cells, or one movie's row when heavier
+    # (a row makes at most one count per movie, so memory stays bounded either way).
+    assert run.notes["chunk_cells"] == block_size**2
+    assert run.notes["chunks"] >= math.comb(heavy_n, 2) // block_size**2
+    assert run.notes["largest_chunk"] <= max(block_size**2, 300 * (heavy_n + 500))
     # Independent closed form: every pair of the heavy user counts 1, plus the small
     # users' pairs (a plain loop).
     expected = Counter()

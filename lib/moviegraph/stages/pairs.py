@@ -38,17 +38,23 @@ def run_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) ->
         ratings = P.ranking_train_part(ratings)
     ul = P.user_lists(P.kept_ratings(ratings, pc.min_rating), pc.max_items_per_user, pc.seed)
     try:
-        stats = P.list_stats(ul.lists, pc.block_size)
-        partitions = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
-        items_df = P.item_counts(ul.lists).coalesce(1).sortWithinPartitions("movie_id")
-        run.outputs["item_counts"] = wh.write("item_counts", items_df)
-        tasks = P.block_tasks(ul.lists, pc.block_size, partitions)
-        # Range-sorted by (movie_a, movie_b): the edges job and readers scan in order,
-        # and the file count follows spark.sql.shuffle.partitions.
-        run.outputs["pair_counts"] = wh.write(
-            "pair_counts", P.pair_counts(tasks).orderBy("movie_a", "movie_b"))
+        # The kept incidence on the driver (one int32 per kept rating), then one task per
+        # balanced movie range: each pair is counted, exactly, by one task; no shuffle.
+        inc = P.collect_incidence(ul.lists)
     finally:
         ul.lists.unpersist()
+    stats = P.incidence_stats(inc, pc.block_size)
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
+    ranges = P.plan_ranges(inc, partitions, pc.block_size * pc.block_size)
+    items_df = wh.spark.createDataFrame(P.item_counts_arrow(inc).to_pandas(),
+                                        schema="movie_id int, n long").coalesce(1)
+    run.outputs["item_counts"] = wh.write("item_counts", items_df)
+    pairs_df, release = P.range_pair_counts(spark, inc, ranges)
+    try:
+        # Range-sorted by (movie_a, movie_b) as it comes: task t writes range t, in order.
+        run.outputs["pair_counts"] = wh.write("pair_counts", pairs_df)
+    finally:
+        release()
     written = one_row(wh.read("pair_counts", run.outputs["pair_counts"]).agg(
         F.count(F.lit(1)).alias("rows"), F.sum("n").alias("total")))
     counted = int(written["total"] or 0)
@@ -59,11 +65,13 @@ def run_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) ->
     seconds = time.time() - t0
     run.rows.update({"kept_ratings": stats["kept"], "users": stats["users"],
                      "item_counts": items, "pair_counts": int(written["rows"]),
-                     "pairs_counted": counted, "tasks": stats["tasks"]})
+                     "pairs_counted": counted, "tasks": ranges.tasks})
     run.notes.update({"ratings": pc.ratings, "min_rating": pc.min_rating,
                       "block_size": pc.block_size,
                       "exact": pc.max_items_per_user == 0, "sum_n_squared": stats["sum_sq"],
-                      "max_user_movies": stats["max_n"], "split_users": stats["split_users"],
+                      "max_user_movies": stats["max_n"], "heavy_users": stats["heavy_users"],
+                      "chunks": ranges.chunks, "chunk_cells": ranges.max_cells,
+                      "largest_chunk": ranges.largest_chunk,
                       "partitions": partitions, "seconds": round(seconds, 3)})
     if pc.max_items_per_user:
         run.notes["cap"] = {"max_items_per_user": pc.max_items_per_user, "seed": pc.seed,
@@ -78,8 +86,8 @@ def run_pairs(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) ->
         + f": {stats['kept']:,} of {run.rows['ratings']:,} ratings, "
         f"{stats['users']:,} users, {items:,} movies ({mode})",
         f"  pairs counted {counted:,} (Σ n_u² = {stats['sum_sq']:,}, largest user "
-        f"{stats['max_n']:,} movies, {stats['split_users']:,} users split into blocks of "
-        f"{pc.block_size:,}; {stats['tasks']:,} tasks over {partitions} partitions)",
+        f"{stats['max_n']:,} movies; {ranges.tasks:,} movie-range tasks, {ranges.chunks:,} "
+        f"chunks of <= {ranges.max_cells:,} cells (block_size²) unless one movie is heavier)",
         f"  distinct pairs {int(written['rows']):,} -> pair_counts v{run.outputs['pair_counts']}"
         f", item_counts v{run.outputs['item_counts']}; {seconds:.1f}s, "
         f"{counted / max(seconds, 1e-9) / 1e6:.2f}M pairs/s",
