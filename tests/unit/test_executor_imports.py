@@ -17,6 +17,7 @@ from moviegraph.package import EXECUTOR_NO_DEPS, EXECUTOR_PACKAGES
 # Modules whose functions run in Spark tasks (mapInArrow / applyInArrow), and what those
 # functions import inside.
 TASK_MODULES = ("moviegraph.graph.pairs", "moviegraph.graph.kernels", "moviegraph.graph.pmi",
+                "moviegraph.graph.ranges", "moviegraph.graph.weights",
                 "moviegraph.walks.broadcast", "moviegraph.walks.partitioned",
                 "moviegraph.similarity.joins", "moviegraph.similarity.topk",
                 "moviegraph.train.shipped", "moviegraph.protocol", "moviegraph.sources.ingest",

@@ -1,89 +1,158 @@
-"""PMI-weighted edges from item and pair counts (the recipe of DESIGN.md, exactly).
+"""PMI- or cosine-weighted edges from item and pair counts (the recipe of DESIGN.md).
 
 ``D = log(Σ item_count)``; ``pmi = log(n_xy) - log(n_x) - log(n_y) + D``;
-``weight = pmi * n_xy``; an edge is kept when ``weight >= min_weight`` and
-``n_xy >= min_count``. Optionally (:func:`top_k_edges`) the graph is then cut to a
-k-nearest-neighbour graph: an edge stays when it is among the ``top_k`` highest-PMI edges
-of either endpoint (ties broken by the smaller neighbour id, so the cut is exact and
-independent of partitioning). Each undirected edge is stored once, ``src < dst``
-(``src`` = ``movie_a``): consumers that want both directions (the walks' CSR) symmetrise it.
+``weight = pmi * n_xy`` (``edges.weighting = pmi``) or ``n_xy / sqrt(n_x n_y)``
+(``cosine``); an edge is kept when ``weight >= min_weight`` and ``n_xy >= min_count``.
+Optionally the graph is then cut to a k-nearest-neighbour graph: an edge stays when it is
+among the ``top_k`` strongest edges of either endpoint (ties broken by the smaller
+neighbour id, so the cut is exact and independent of partitioning). Each undirected edge
+is stored once, ``src < dst`` (``src`` = ``movie_a``): consumers that want both
+directions (the walks' CSR) symmetrise it.
+
+The Spark layer only moves Arrow batches of ``pair_counts`` through the numpy kernels of
+:mod:`moviegraph.graph.weights`, with the item counts (one row per movie) broadcast:
+
+1. (``top_k > 0``) each batch's candidates -- every node's ``k`` best edges in it, seen
+   from both ends -- are hash-partitioned by node, and each node's ``k``-th best edge
+   (its threshold) comes back to the driver: at most one row per movie;
+2. one more pass over the pairs scores them again, filters, applies the thresholds
+   (broadcast) and yields the edges. No shuffle of all pairs, no join.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
 
-from moviegraph.tables import one_row
+from moviegraph.graph import weights as W
+
+EDGE_SCHEMA = "src int, dst int, weight double, pmi double, n long"
+CANDIDATE_SCHEMA = "node int, other int, score double"
 
 
-def log_total(item_counts: DataFrame) -> float:
+def log_total(item_n: np.ndarray) -> float:
     """``D = log(Σ item_count)``; ValueError when there is no kept rating at all."""
-    total = one_row(item_counts.agg(F.sum("n").alias("t")))["t"]
+    total = int(np.asarray(item_n, dtype=np.int64).sum())
     if not total:
         raise ValueError("no kept ratings: item_counts is empty (is pairs.min_rating too "
                          "high for this data?)")
-    return math.log(int(total))
+    return math.log(total)
 
 
-def pmi_edges(item_counts: DataFrame, pair_counts: DataFrame, min_weight: float,
-              d: float | None = None, min_count: int = 1,
-              weighting: str = "pmi") -> DataFrame:
-    """``(src, dst, weight, pmi, n)`` for the pairs with ``weight >= min_weight`` and
-    ``n >= min_count``.
+@dataclass(frozen=True)
+class EdgeRule:
+    """What makes an edge: the weighting, thresholds and top-k (``edges`` config)."""
 
-    ``weighting``: ``pmi`` (the recipe: ``weight = pmi * n``) or ``cosine``
-    (``weight = n / sqrt(n_a n_b)``, the cosine of the two movies' binary rater columns:
-    it does not favour rare pairs as PMI does, so walks stay among movies people watch
-    together; see README "pairs / edges"). ``pmi`` is stored either way.
+    weighting: str  # pmi | cosine
+    min_weight: float
+    min_count: int
+    top_k: int
+    d: float  # log Σ item_count
 
-    ``item_counts`` is small (one row per movie) and broadcast to the pair counts.
-    The expression keeps the recipe's evaluation order (left to right) so that the
-    results match a plain-Python evaluation to the last bits.
+
+def _scored(batch: pa.RecordBatch, items: tuple[np.ndarray, np.ndarray], rule: EdgeRule
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(a, b, n, weight, pmi)`` of the batch's pairs that pass the thresholds."""
+    a = batch.column("movie_a").to_numpy(zero_copy_only=False)
+    b = batch.column("movie_b").to_numpy(zero_copy_only=False)
+    n = batch.column("n").to_numpy(zero_copy_only=False)
+    weight, pmi = W.scores(a, b, n, items[0], items[1], rule.d, rule.weighting)
+    keep = weight >= rule.min_weight
+    if rule.min_count > 1:
+        keep &= n >= rule.min_count
+    return a[keep], b[keep], n[keep], weight[keep], pmi[keep]
+
+
+def _by(weight: np.ndarray, pmi: np.ndarray, rule: EdgeRule) -> np.ndarray:
+    """The top-k score: the weight for cosine, PMI itself for the pmi weighting."""
+    return weight if rule.weighting == "cosine" else pmi
+
+
+def _candidates(shipped, rule: EdgeRule):
+    """mapInArrow: pair batches in, each node's ``k`` best edges of the batch out."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        items = shipped.value
+        for batch in batches:
+            a, b, _, weight, pmi = _scored(batch, items, rule)
+            node, other, score = W.both_ends(a, b, _by(weight, pmi, rule))
+            idx = W.local_top_k(node, other, score, rule.top_k)
+            if idx.size:
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(node[idx]), pa.array(other[idx]), pa.array(score[idx])],
+                    names=["node", "other", "score"])
+
+    return run
+
+
+def _thresholds(k: int):
+    """mapInArrow over candidates partitioned by node: each node's ``k``-th best."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # All candidates of a node are in this partition; gather them, then rank once.
+        tables = [b for b in batches if b.num_rows]
+        if not tables:
+            return
+        t = pa.Table.from_batches(tables)
+        node = t.column("node").to_numpy()
+        other = t.column("other").to_numpy()
+        score = t.column("score").to_numpy()
+        nodes, score_k, other_k = W.kth_best(node, other, score, k)
+        if nodes.size:
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(nodes), pa.array(score_k), pa.array(other_k)],
+                names=["node", "score", "other"])
+
+    return run
+
+
+def _edges(shipped, rule: EdgeRule):
+    """mapInArrow: pair batches in, the kept edges out (thresholds of the top-k cut, if
+    any, broadcast with the item counts)."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        items, cut = shipped.value
+        for batch in batches:
+            a, b, n, weight, pmi = _scored(batch, items, rule)
+            if cut is not None:
+                keep = W.top_k_mask(a, b, _by(weight, pmi, rule), *cut)
+                a, b, n, weight, pmi = a[keep], b[keep], n[keep], weight[keep], pmi[keep]
+            if a.size:
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(a, pa.int32()), pa.array(b, pa.int32()), pa.array(weight),
+                     pa.array(pmi), pa.array(n, pa.int64())],
+                    names=["src", "dst", "weight", "pmi", "n"])
+
+    return run
+
+
+def weighted_edges(spark: SparkSession, items: pa.Table, pairs: DataFrame,
+                   rule: EdgeRule) -> tuple[DataFrame, list]:
+    """``(src, dst, weight, pmi, n)`` of the kept edges (see the module doc); returns the
+    frame and the broadcasts to destroy once it is written.
+
+    ``items`` (``movie_id, n``) is small (one row per movie) and shipped to every task.
     """
-    d = log_total(item_counts) if d is None else d
-    left = F.broadcast(item_counts.select(F.col("movie_id").alias("movie_a"),
-                                          F.col("n").alias("n_a")))
-    right = F.broadcast(item_counts.select(F.col("movie_id").alias("movie_b"),
-                                           F.col("n").alias("n_b")))
-    joined = pair_counts.join(left, "movie_a").join(right, "movie_b")
-    pmi = (F.log(F.col("n").cast("double")) - F.log(F.col("n_a").cast("double"))
-           - F.log(F.col("n_b").cast("double")) + F.lit(float(d)))
-    cosine = F.col("n").cast("double") / F.sqrt(F.col("n_a").cast("double")
-                                                * F.col("n_b").cast("double"))
-    scored = joined.select(F.col("movie_a").alias("src"), F.col("movie_b").alias("dst"),
-                           F.col("n"), pmi.alias("pmi"), cosine.alias("cosine"))
-    if weighting == "cosine":
-        scored = scored.withColumn("weight", F.col("cosine"))
-    elif weighting == "pmi":
-        scored = scored.withColumn("weight", F.col("pmi") * F.col("n").cast("double"))
-    else:
-        raise ValueError(f"edge weighting {weighting!r}: must be pmi or cosine")
-    kept = scored.filter(F.col("weight") >= F.lit(float(min_weight)))
-    if min_count > 1:
-        kept = kept.filter(F.col("n") >= F.lit(int(min_count)))
-    return kept.select("src", "dst", "weight", "pmi", "n")
-
-
-def top_k_edges(edges: DataFrame, top_k: int, by: str = "pmi") -> DataFrame:
-    """The edges among the ``top_k`` highest-``by`` (``pmi`` or ``weight``) edges of at
-    least one endpoint.
-
-    Why: on a co-rating graph popular movies touch almost everything, so walks drift to
-    them; keeping each movie's strongest neighbours (a k-NN graph, union over both ends)
-    keeps walks local. Each edge is ranked at both ends by ``(pmi desc, other end asc)``
-    with ``row_number`` over a window per node: exact, and the same for any partitioning.
-    ``top_k = 0`` returns ``edges`` unchanged.
-    """
-    if top_k <= 0:
-        return edges
-    ends = edges.select(F.col("src").alias("node"), F.col("dst").alias("other"), "src",
-                        "dst", F.col(by).alias("_by")).unionByName(
-        edges.select(F.col("dst").alias("node"), F.col("src").alias("other"), "src", "dst",
-                     F.col(by).alias("_by")))
-    by_node = Window.partitionBy("node").orderBy(F.col("_by").desc(), F.col("other").asc())
-    chosen = (ends.withColumn("rank", F.row_number().over(by_node))
-              .filter(F.col("rank") <= F.lit(int(top_k))).select("src", "dst").distinct())
-    return edges.join(chosen, ["src", "dst"], "left_semi")
+    table = items.sort_by("movie_id")
+    arrays = (table.column("movie_id").to_numpy(), table.column("n").to_numpy())
+    sc = spark.sparkContext
+    cut = None
+    shipped = []
+    if rule.top_k > 0:
+        for_items = sc.broadcast(arrays)
+        shipped.append(for_items)
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
+        cands = pairs.mapInArrow(_candidates(for_items, rule), CANDIDATE_SCHEMA)
+        kth = (cands.repartition(partitions, "node")
+               .mapInArrow(_thresholds(rule.top_k), "node int, score double, other int")
+               .toArrow().sort_by("node"))
+        cut = (kth.column("node").to_numpy(), kth.column("score").to_numpy(),
+               kth.column("other").to_numpy())
+    both = sc.broadcast((arrays, cut))
+    shipped.append(both)
+    return pairs.mapInArrow(_edges(both, rule), EDGE_SCHEMA), shipped

@@ -8,7 +8,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from moviegraph.config import Config
-from moviegraph.graph.pmi import log_total, pmi_edges, top_k_edges
+from moviegraph.graph.pmi import EdgeRule, log_total, weighted_edges
 from moviegraph.graph.stats import graph_stats, vertex_table
 from moviegraph.runs import StageRun, input_versions
 from moviegraph.stages.base import Stage
@@ -22,12 +22,19 @@ def run_edges(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun,
     run.inputs.update(input_versions(wh, "item_counts", "pair_counts"))
     items = wh.read("item_counts", run.inputs["item_counts"])
     pairs = wh.read("pair_counts", run.inputs["pair_counts"])
-    d = log_total(items)
+    item_table = wh.read_arrow("item_counts", ["movie_id", "n"], run.inputs["item_counts"])
+    d = log_total(item_table.column("n").to_numpy())
     ec = cfg.edges
     min_weight = ec.min_weight
-    kept = top_k_edges(pmi_edges(items, pairs, min_weight, d, ec.min_count, ec.weighting),
-                       ec.top_k, "weight" if ec.weighting == "cosine" else "pmi")
-    run.outputs["edges"] = wh.write("edges", kept.orderBy("src", "dst"))
+    # Weights, thresholds and the top-k cut in numpy over Arrow batches of the pairs (two
+    # passes when top_k > 0; no shuffle of the pairs): moviegraph.graph.pmi.
+    kept, shipped = weighted_edges(spark, item_table, pairs, EdgeRule(
+        ec.weighting, float(min_weight), int(ec.min_count), int(ec.top_k), d))
+    try:
+        run.outputs["edges"] = wh.write("edges", kept.orderBy("src", "dst"))
+    finally:
+        for b in shipped:
+            b.destroy()
     edges = wh.read("edges", run.outputs["edges"])
     row = one_row(edges.agg(F.count(F.lit(1)).alias("e"), F.min("weight").alias("wmin"),
                             F.max("weight").alias("wmax")))
