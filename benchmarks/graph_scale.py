@@ -1,15 +1,19 @@
 """pairs + edges at scale on synth data, next to two single-machine references.
 
     .venv/bin/python -m benchmarks.graph_scale --sizes 1000000 5000000 25000095 \\
-        --min-ratings 5 4 [--root /tmp/graphbench] [--skip 25000095:4]
+        --min-ratings 5 4 [--root /tmp/graphbench] [--skip 25000095:4] \\
+        [--weighting cosine --top-k 15 --min-weight 0]
 
 For each size: synth data in ``/tmp/synth-<n>`` (generated when missing), ingested once
 into ``<root>/wh-<n>``; then for each min_rating the real `pairs` and `edges` stages
-(local[2]) with wall time, peak RSS of the whole process tree (driver Python + JVM +
-Python workers, sampled every 0.2 s), pairs counted per second and edges kept. The
+(local[2]) with wall time, CPU seconds and peak RSS of the whole process tree (driver
+Python + JVM + Python workers, sampled every 0.2 s), pairs counted per second and edges kept. The
 references, on the sizes they can handle (``--dict-max-pairs``, ``--scipy-max-pairs``):
-the recipe's Python dict loop, and a scipy sparse ``X^T X`` co-occurrence product; their
-distinct-pair and edge counts are checked against the Spark tables.
+the recipe's Python dict loop, and a scipy sparse ``X^T X`` co-occurrence product followed
+by the same weights, threshold and top-k cut in numpy, writing the same pair and edge rows
+as Parquet with pyarrow (the single-process job the stages are measured against: ``x ref``
+is the stages' CPU seconds over its); their distinct-pair and edge counts are checked
+against the Spark tables. Defaults: the pipeline's edges (cosine, top 15 of either end).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +33,26 @@ import scipy.sparse as sp
 from benchmarks.tree_rss import PeakRSS
 
 
-def dict_reference(users: np.ndarray, movies: np.ndarray, min_weight: float) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Rule:
+    """The edges config the references apply."""
+
+    weighting: str
+    min_weight: float
+    top_k: int
+
+
+def _weights(n, nx, ny, d: float, weighting: str):
+    """(weight, top-k score) of pairs counted n with item counts nx, ny (scalars or arrays)."""
+    pmi = np.log(n) - np.log(nx) - np.log(ny) + d
+    if weighting == "cosine":
+        w = n / np.sqrt(nx * ny)
+        return w, w
+    return pmi * n, pmi
+
+
+def dict_reference(users: np.ndarray, movies: np.ndarray, rule: Rule,
+                   out: Path) -> tuple[int, int]:
     """The recipe as a plain dict loop: (distinct pairs, edges)."""
     by_user: dict[int, list[int]] = {}
     for u, m in zip(users.tolist(), movies.tolist(), strict=True):
@@ -38,9 +62,21 @@ def dict_reference(users: np.ndarray, movies: np.ndarray, min_weight: float) -> 
         item.update(ms)
         pair.update(itertools.combinations(sorted(ms), 2))
     d = math.log(sum(item.values()))
-    edges = sum(1 for (x, y), n in pair.items()
-                if (math.log(n) - math.log(item[x]) - math.log(item[y]) + d) * n >= min_weight)
-    return len(pair), edges
+    edges = {}
+    for (x, y), n in pair.items():
+        pmi = math.log(n) - math.log(item[x]) - math.log(item[y]) + d
+        w = n / math.sqrt(item[x] * item[y]) if rule.weighting == "cosine" else pmi * n
+        if w >= rule.min_weight:
+            edges[(x, y)] = w if rule.weighting == "cosine" else pmi
+    if rule.top_k:
+        ends: dict[int, list] = {}
+        for (x, y), score in edges.items():
+            ends.setdefault(x, []).append((-score, y))
+            ends.setdefault(y, []).append((-score, x))
+        keep = {(min(v, o), max(v, o)) for v, lst in ends.items()
+                for _, o in sorted(lst)[:rule.top_k]}
+        return len(pair), len(keep)
+    return len(pair), len(edges)
 
 
 def scipy_pairs(users: np.ndarray, movies: np.ndarray
@@ -55,14 +91,41 @@ def scipy_pairs(users: np.ndarray, movies: np.ndarray
     return mids, co, np.asarray(x.sum(axis=0)).ravel()
 
 
-def scipy_reference(users: np.ndarray, movies: np.ndarray, min_weight: float) -> tuple[int, int]:
-    """Co-occurrence as the sparse product X^T X (upper triangle): (distinct pairs, edges)."""
-    _, co, counts = scipy_pairs(users, movies)
+def scipy_reference(users: np.ndarray, movies: np.ndarray, rule: Rule,
+                    out: Path) -> tuple[int, int]:
+    """The single-process job: X^T X (upper triangle), weights, threshold, top-k of either
+    end (ties to the smaller neighbour id), item/pair/edge rows written as Parquet with
+    pyarrow under ``out``: (distinct pairs, edges)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    mids, co, counts = scipy_pairs(users, movies)
+    co.sum_duplicates()  # canonical (row, col) order, as the stage writes
+    a, b = mids[co.row].astype(np.int32), mids[co.col].astype(np.int32)
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"movie_id": mids.astype(np.int32),
+                             "n": counts.astype(np.int64)}), out / "item_counts.parquet")
+    pq.write_table(pa.table({"movie_a": a, "movie_b": b, "n": co.data.astype(np.int64)}),
+                   out / "pair_counts.parquet")
     item = counts.astype(np.float64)
-    d = math.log(item.sum())
     n = co.data.astype(np.float64)
-    w = (np.log(n) - np.log(item[co.row]) - np.log(item[co.col]) + d) * n
-    return int(co.nnz), int((w >= min_weight).sum())
+    w, score = _weights(n, item[co.row], item[co.col], math.log(item.sum()), rule.weighting)
+    keep = np.flatnonzero(w >= rule.min_weight)
+    if rule.top_k:
+        node = np.concatenate([co.row[keep], co.col[keep]])
+        other = np.concatenate([co.col[keep], co.row[keep]])
+        sc = np.concatenate([score[keep], score[keep]])
+        order = np.lexsort((other, -sc, node))  # positions: other asc = id asc
+        sn = node[order]
+        first = np.searchsorted(sn, sn, side="left")
+        chosen = order[np.arange(len(sn)) - first < rule.top_k] % len(keep)
+        keep = keep[np.unique(chosen)]
+    pq.write_table(pa.table({"src": a[keep], "dst": b[keep], "weight": w[keep],
+                             "pmi": _weights(n[keep], item[co.row[keep]],
+                                             item[co.col[keep]], math.log(item.sum()),
+                                             "pmi")[1],
+                             "n": co.data[keep].astype(np.int64)}), out / "edges.parquet")
+    return int(co.nnz), len(keep)
 
 
 def ensure_data(n: int, root: Path, spark):
@@ -90,7 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=lambda s: int(float(s)), nargs="+",
                         default=[1_000_000, 5_000_000])
     parser.add_argument("--min-ratings", type=float, nargs="+", default=[5.0, 4.0])
-    parser.add_argument("--min-weight", type=float, default=10.0)
+    parser.add_argument("--min-weight", type=float, default=0.0)
+    parser.add_argument("--weighting", choices=("cosine", "pmi"), default="cosine")
+    parser.add_argument("--top-k", type=int, default=15)
     parser.add_argument("--root", type=Path, default=Path("/tmp/graphbench"))
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--driver-memory", default="8g")
@@ -136,22 +201,27 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{head}  spark    skipped  (Σn_u² {sum_sq:,}, pairs {counted:,})",
                       flush=True)
                 continue
-            # The recipe's graph (what the references compute): no count floor, no top-k.
-            cfg = config.load(None, ["pairs.ratings=all", "edges.min_count=1", "edges.top_k=0",
+            # What the references compute: every rating, no count floor.
+            cfg = config.load(None, ["pairs.ratings=all", "edges.min_count=1",
+                                     f"edges.top_k={args.top_k}",
+                                     f"edges.weighting={args.weighting}",
                                      f"pairs.min_rating={min_rating}",
                                      f"edges.min_weight={args.min_weight}"])
             t0 = time.time()
             with PeakRSS() as rss:
+                cpu0 = rss.tree_cpu()
                 prun = StageRun("pairs", "bench", "bench")
                 run_pairs(spark, cfg, wh, prun)
                 tp = time.time() - t0
+                cpu_p = rss.tree_cpu() - cpu0
                 erun = StageRun("edges", "bench", "bench")
                 run_edges(spark, cfg, wh, erun)
             wall = time.time() - t0
             distinct, edges = prun.rows["pair_counts"], erun.rows["edges"]
             print(f"{head}  spark    {wall:7.1f}  {rss.gib:8.2f}  {sum_sq:<16,} {counted:<15,} "
                   f"{distinct:<15,} {edges:<10,} {counted / tp / 1e6:8.2f}  "
-                  f"(pairs {tp:.1f}s, edges {wall - tp:.1f}s, load {os.getloadavg()[0]:.1f}, "
+                  f"(CPU {rss.cpu:.1f}s: pairs {cpu_p:.1f}, edges {rss.cpu - cpu_p:.1f}; "
+                  f"wall pairs {tp:.1f}s, edges {wall - tp:.1f}s, load {os.getloadavg()[0]:.1f}, "
                   f"largest component {erun.notes['largest_share']:.3f})", flush=True)
             assert wh.read("pair_counts").agg(F.sum("n")).first()[0] == counted
             if args.save_npz and edges <= 20_000_000:  # for walks_job.py --graph npz
@@ -161,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
                          src=e.column("src").to_numpy(), dst=e.column("dst").to_numpy(),
                          weight=e.column("weight").to_numpy())
                 del e
+            spark_cpu = rss.cpu
+            rule = Rule(args.weighting, args.min_weight, args.top_k)
             for name, fn, limit in (("dict", dict_reference, args.dict_max_pairs),
                                     ("scipy", scipy_reference, args.scipy_max_pairs)):
                 if counted > limit:
@@ -169,13 +241,15 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 t0 = time.time()
                 with PeakRSS(tree=False) as rss:
-                    r_distinct, r_edges = fn(users, movies, args.min_weight)
+                    r_distinct, r_edges = fn(users, movies, rule,
+                                             args.root / f"ref-{n}-r{min_rating:g}")
                 wall = time.time() - t0
                 ok = "same" if (r_distinct, r_edges) == (distinct, edges) else "DIFFERENT"
                 print(f"{head}  {name:<6} {wall:9.1f}  {rss.gib:8.2f}  {sum_sq:<16,} "
                       f"{counted:<15,} {r_distinct:<15,} {r_edges:<10,} "
-                      f"{counted / wall / 1e6:8.2f}  ({ok} as Spark; RSS of this Python "
-                      f"process only, holding the ratings arrays)", flush=True)
+                      f"{counted / wall / 1e6:8.2f}  ({ok} as Spark; CPU {rss.cpu:.1f}s, "
+                      f"Spark stages x{spark_cpu / max(rss.cpu, 1e-9):.1f} of it; RSS of this "
+                      f"Python process only, holding the ratings arrays)", flush=True)
     spark.stop()
 
 

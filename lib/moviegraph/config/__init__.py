@@ -132,8 +132,10 @@ class PairsConfig:
         0, "Optional cap: users with more kept movies are subsampled reproducibly to this "
            "many (0 = exact, no cap). Recorded in the run record.", ge=0)
     block_size: int = _param(
-        2000, "Users' movie lists are cut into blocks of this many movies; a task handles "
-              "one block pair, so no task holds a heavy user's whole square.", ge=2)
+        2000, "Bounds a kernel call's work to block_size² pair cells: a full count's "
+              "movie-range tasks count their rows in chunks of that much work; the "
+              "incremental count cuts users' lists into blocks of this many movies. So no "
+              "task holds a heavy user's whole square.", ge=2)
     seed: int = _param(7, "Seed for the optional per-user cap sample.", ge=0)
     ratings: str = _param(
         "ranking_train", "Which ratings build the graph: ranking_train = the train part of "
