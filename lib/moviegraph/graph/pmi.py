@@ -73,19 +73,40 @@ def _by(weight: np.ndarray, pmi: np.ndarray, rule: EdgeRule) -> np.ndarray:
     return weight if rule.weighting == "cosine" else pmi
 
 
+#: Rows gathered before a local top-k in the candidate pass: Arrow batches are small
+#: (spark.sql.execution.arrow.maxRecordsPerBatch), and a top-k over a few thousand rows
+#: hardly cuts anything; this bounds a task's memory all the same.
+CANDIDATE_CHUNK_ROWS = 1 << 21
+
+
 def _candidates(shipped, rule: EdgeRule):
-    """mapInArrow: pair batches in, each node's ``k`` best edges of the batch out."""
+    """mapInArrow: pair batches in, each node's ``k`` best edges of the task's rows out
+    (a running top-k over chunks of about :data:`CANDIDATE_CHUNK_ROWS` rows)."""
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         items = shipped.value
+        best = (np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float64))
+        pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        rows = 0
+
+        def reduce() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            node, other, score = (np.concatenate(x) for x in zip(best, *pending,
+                                                                  strict=False))
+            idx = W.local_top_k(node, other, score, rule.top_k)
+            return node[idx], other[idx], score[idx]
+
         for batch in batches:
             a, b, _, weight, pmi = _scored(batch, items, rule)
-            node, other, score = W.both_ends(a, b, _by(weight, pmi, rule))
-            idx = W.local_top_k(node, other, score, rule.top_k)
-            if idx.size:
-                yield pa.RecordBatch.from_arrays(
-                    [pa.array(node[idx]), pa.array(other[idx]), pa.array(score[idx])],
-                    names=["node", "other", "score"])
+            pending.append(W.both_ends(a, b, _by(weight, pmi, rule)))
+            rows += 2 * len(a)
+            if rows >= CANDIDATE_CHUNK_ROWS:
+                best, pending, rows = reduce(), [], 0
+        if pending:
+            best = reduce()
+        if best[0].size:
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(best[0]), pa.array(best[1]), pa.array(best[2])],
+                names=["node", "other", "score"])
 
     return run
 
