@@ -152,3 +152,37 @@ def test_a_pair_without_item_count_is_a_clear_error():
     with pytest.raises(ValueError, match="no item count"):
         W.scores(np.array([1]), np.array([2]), np.array([1]), np.array([1], np.int32),
                  np.array([3]), 1.0, "cosine")
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 50, 1 << 21])
+def test_candidate_pass_keeps_every_node_top_k(monkeypatch, chunk_rows):
+    """The candidate pass (running top-k, rows below a node's k-th best dropped on arrival)
+    over many small batches, then the thresholds: the cut equals the plain reference."""
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from moviegraph.graph import pmi
+
+    monkeypatch.setattr(pmi, "CANDIDATE_CHUNK_ROWS", chunk_rows)
+    lists = _lists(4, users=80)
+    pairs = _reference(lists)
+    item = Counter(m for ms in lists for m in ms)
+    ids = np.array(sorted(item), dtype=np.int32)
+    counts = np.array([item[m] for m in ids.tolist()], dtype=np.int64)
+    rule = pmi.EdgeRule("cosine", 0.0, 1, 3, math.log(sum(item.values())))
+    keys = sorted(pairs)
+    batches = [pa.RecordBatch.from_arrays(
+        [pa.array([a for a, _ in part], pa.int32()), pa.array([b for _, b in part], pa.int32()),
+         pa.array([pairs[key] for key in part], pa.int64())], names=["movie_a", "movie_b", "n"])
+        for part in (keys[i:i + 37] for i in range(0, len(keys), 37))]
+    shipped = SimpleNamespace(value=(ids, counts))
+    cand = pa.Table.from_batches(list(pmi._candidates(shipped, rule)(iter(batches))))
+    kth = pa.Table.from_batches(list(pmi._thresholds(3)(iter(cand.to_batches()))))
+    cut = (kth.column("node").to_numpy(), kth.column("score").to_numpy(),
+           kth.column("other").to_numpy())
+    edges = pa.Table.from_batches(list(pmi._edges(SimpleNamespace(value=((ids, counts), cut)),
+                                                  rule)(iter(batches))))
+    got = set(zip(edges.column("src").to_pylist(), edges.column("dst").to_pylist(),
+                  strict=True))
+    assert got == set(_edge_reference(pairs, item, "cosine", 0.0, 3))

@@ -81,34 +81,43 @@ CANDIDATE_CHUNK_ROWS = 1 << 21
 
 def _candidates(shipped, rule: EdgeRule):
     """mapInArrow: pair batches in, each node's ``k`` best edges of the task's rows out
-    (a running top-k over chunks of about :data:`CANDIDATE_CHUNK_ROWS` rows)."""
+    (a running top-k over chunks of about :data:`CANDIDATE_CHUNK_ROWS` candidate rows;
+    rows below a node's k-th best so far are dropped on arrival)."""
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         items = shipped.value
+        k = rule.top_k
         best = (np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float64))
+        cut = W.kth_best(*best, k)  # each node's k-th best so far: worse rows are dropped
         pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         rows = 0
-
-        def reduce() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            node, other, score = (np.concatenate(x) for x in zip(best, *pending,
-                                                                  strict=False))
-            idx = W.local_top_k(node, other, score, rule.top_k)
-            return node[idx], other[idx], score[idx]
-
         for batch in batches:
             a, b, _, weight, pmi = _scored(batch, items, rule)
-            pending.append(W.both_ends(a, b, _by(weight, pmi, rule)))
-            rows += 2 * len(a)
+            node, other, score = W.both_ends(a, b, _by(weight, pmi, rule))
+            # Exact: a row below its node's k-th best so far cannot be in its top k.
+            keep = W.within_top_k(node, other, score, *cut)
+            pending.append((node[keep], other[keep], score[keep]))
+            rows += int(keep.sum())
             if rows >= CANDIDATE_CHUNK_ROWS:
-                best, pending, rows = reduce(), [], 0
+                best = _reduce(best, pending, k)
+                cut, pending, rows = W.kth_best(*best, k), [], 0
         if pending:
-            best = reduce()
+            best = _reduce(best, pending, k)
         if best[0].size:
             yield pa.RecordBatch.from_arrays(
                 [pa.array(best[0]), pa.array(best[1]), pa.array(best[2])],
                 names=["node", "other", "score"])
 
     return run
+
+
+def _reduce(best: tuple[np.ndarray, np.ndarray, np.ndarray],
+            pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each node's ``k`` best rows among ``best`` and ``pending``."""
+    node, other, score = (np.concatenate(x) for x in zip(best, *pending, strict=True))
+    idx = W.local_top_k(node, other, score, k)
+    return node[idx], other[idx], score[idx]
 
 
 def _thresholds(k: int):

@@ -87,18 +87,22 @@ def kth_best(node: np.ndarray, other: np.ndarray, score: np.ndarray, k: int
     return sn[full], score[idx[full]], other[idx[full]]
 
 
+def within_top_k(node: np.ndarray, other: np.ndarray, score: np.ndarray, nodes: np.ndarray,
+                 score_k: np.ndarray, other_k: np.ndarray) -> np.ndarray:
+    """Rows ``(node, other, score)`` ranked no worse than their node's ``k``-th best
+    ``(score_k, other_k)`` (:func:`kth_best`; nodes not listed keep every row)."""
+    if len(nodes) == 0:
+        return np.ones(len(node), bool)
+    pos = np.minimum(np.searchsorted(nodes, node), len(nodes) - 1)
+    listed = nodes[pos] == node
+    sk, ok = score_k[pos], other_k[pos]
+    return ~listed | (score > sk) | ((score == sk) & (other <= ok))
+
+
 def top_k_mask(a: np.ndarray, b: np.ndarray, score: np.ndarray, nodes: np.ndarray,
                score_k: np.ndarray, other_k: np.ndarray) -> np.ndarray:
     """Rows ``(a, b)`` that are within the top-k of ``a`` or of ``b``, given each node's
     ``k``-th best ``(score_k, other_k)`` (:func:`kth_best`; nodes not listed have fewer
     than ``k`` edges and keep them all)."""
-
-    def within(node: np.ndarray, other: np.ndarray) -> np.ndarray:
-        pos = np.minimum(np.searchsorted(nodes, node), max(len(nodes) - 1, 0))
-        if len(nodes) == 0:
-            return np.ones(len(node), bool)
-        listed = nodes[pos] == node
-        sk, ok = score_k[pos], other_k[pos]
-        return ~listed | (score > sk) | ((score == sk) & (other <= ok))
-
-    return within(a, b) | within(b, a)
+    return (within_top_k(a, b, score, nodes, score_k, other_k)
+            | within_top_k(b, a, score, nodes, score_k, other_k))
