@@ -309,6 +309,15 @@ class ScorerConfig:
                              choices=("cosine", "dot"))
     list_prior: str = param("none", "Item prior added to the list scores.", choices=PRIORS)
     list_beta: float = param(0.0, "Weight of the list prior.", ge=0.0)
+    list_corate: float = param(0.0, "Weight of the co-rating term added to the list scores: "
+                                    "the two movies' co-rating cosine (raters of both over "
+                                    "the geometric mean of their raters, ItemKNN's "
+                                    "similarity) in the ratings of `similar.ratings`; 0 = "
+                                    "none.", ge=0.0)
+    tune_lists: bool = param(False, "Train picks list_beta and list_corate from small "
+                                    "grids by the neighbour hit rate on the temporal "
+                                    "validation cut of train (each user's last 20% of "
+                                    "train ratings), replacing the two values above.")
     recommend_by: str = param("profile", "profile: recency-weighted mean of the user's liked "
                                          "movies' unit vectors, cosine; user_vectors: the "
                                          "model's user vectors, dot.",
