@@ -37,7 +37,9 @@ def run_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
 
     Each model's latest embeddings run (or ``similar.run_id``) is used, with the scorer the
     train stage fitted for that run (the ``scorers`` table; :mod:`moviegraph.train.shipped`):
-    lists rank ``metric + list term``, recommendations the recency-weighted profile's
+    lists rank ``metric + list term + list_corate x co-rating cosine`` (the co-rating of
+    the two movies in the profile ratings, :class:`~moviegraph.similarity.topk.CoRating`),
+    recommendations the recency-weighted profile's
     cosine (or the user vectors' dot) ``+ recommend term``, both exactly inside the Spark
     joins. A run without a scorer row ranks by the plain metric, and recommends by user
     vectors when it has them, else by EVALUATION.md's summed cosine. Profiles and the
@@ -219,7 +221,9 @@ def _summary(wh: Warehouse, per_model: dict[str, dict], k: int,
     for model, info in per_model.items():
         sims = ", ".join(f"{m} {n:,}" for m, n in info["similar_rows"].items())
         lines.append(f"  {model} (run {info['run_id']}): {info['movies']:,} movies x "
-                     f"{info['dim']} dims; similar_movies rows: {sims}; recommendations: "
+                     f"{info['dim']} dims; similar_movies rows: {sims}"
+                     + (f" (+ {info['list_corate']:g} x co-rating)" if info.get("list_corate")
+                        else "") + "; recommendations: "
                      f"{info['recommendation_rows']:,} for {info['users']:,} users, by "
                      f"{info['recommend_by']}")
     # One example, so a reader can eyeball whether the neighbours make sense.
@@ -249,7 +253,8 @@ STAGE = Stage(
     reads=("embeddings", "ratings"), optional_reads=("user_embeddings", "scorers"),
     writes=("similar_movies", "recommendations"),
     writes_doc="`similar_movies(model, metric, movie_id, rank, neighbor_id, score)` (top-"
-               "`similar.k` by each model's shipped scorer: metric + item prior), "
+               "`similar.k` by each model's shipped scorer: metric + item prior + co-rating "
+               "term), "
                "`recommendations(model, user_id, rank, movie_id, score)` (top-k movies the "
                "user has not rated in `similar.ratings`, by the shipped scorer)",
     sections=("similar",), run=run_similar)

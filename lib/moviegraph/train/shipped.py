@@ -7,8 +7,12 @@ the ``similar`` stage inside its Spark joins; ``evaluate`` only reads the tables
 
 A scorer (:class:`~moviegraph.config.models.ScorerConfig`, ``[train.scorers.<model>]``):
 
-* lists: ``metric(movie, neighbour) + list_beta * prior(neighbour)``: an additive item
-  term, which the exact top-k kernel ranks exactly (:mod:`moviegraph.similarity.topk`);
+* lists: ``metric(movie, neighbour) + list_beta * prior(neighbour) + list_corate *
+  corate(movie, neighbour)``: an additive item term and the movies' co-rating cosine in
+  the profile ratings (ItemKNN's similarity; the vectors carry taste, co-rating what is
+  watched together), both ranked exactly by the top-k kernel
+  (:mod:`moviegraph.similarity.topk`); the two weights are set in the config or, with
+  ``tune_lists``, chosen by :func:`tune_lists` on the temporal validation cut of train;
 * recommendations: the cosine of a movie with the user's recency-weighted profile
   (:func:`recency_weights`) plus ``recommend_beta * prior(movie)``, or the model's user
   vectors (dot) plus that prior;
@@ -233,7 +237,7 @@ def fold_in(movie_ids: np.ndarray, vectors: np.ndarray, train: TrainRatings
 #: List prior weights tried by :func:`tune_lists` (``[train.scorers.<model>] tune_lists``).
 LIST_BETAS = (0.0, 0.025, 0.05, 0.1, 0.2)
 #: Co-rating weights tried by :func:`tune_lists`.
-LIST_CORATES = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+LIST_CORATES = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -268,7 +272,7 @@ def tune_lists(movie_ids: np.ndarray, vectors: np.ndarray, metric: str, prior: s
     val = ranking_split(train.user_id, train.movie_id, train.ts)
     fit = TrainRatings(train.user_id[~val], train.movie_id[~val], train.rating[~val],
                        train.ts[~val])
-    prior = item_priors(fit, ids)[prior]
+    prior_term = item_priors(fit, ids)[prior]
     pos = np.searchsorted(ids, fit.movie_id)
     pos = np.where((pos < n) & (ids[np.minimum(pos, max(n - 1, 0))] == fit.movie_id), pos, -1)
     co = CoRating(pos, np.unique(fit.user_id, return_inverse=True)[1], n, 1.0)
@@ -296,7 +300,7 @@ def tune_lists(movie_ids: np.ndarray, vectors: np.ndarray, metric: str, prior: s
     hr: dict[tuple[float, float], float] = {}
     for b in sorted(set(betas)):
         for c in sorted(set(corates)):
-            s = base + b * prior[None, :] + c * corating
+            s = base + b * prior_term[None, :] + c * corating
             s[np.arange(uniq.size), uniq] = -np.inf
             _, top = block_topk(s, k)
             hits = 0
