@@ -373,6 +373,79 @@ def test_recommendations_with_item_term_equal_brute_force(spark, data, term_data
     pd.testing.assert_frame_equal(a[cols], b[cols])
 
 
+def _co_rating_data(ids):
+    """Ratings for the co-rating term: raters drawn from 40 users (many equal counts and
+    cosines), every tenth movie rated by exactly the raters of the one before (as the
+    duplicated vectors of ``term_data``), so exact ties survive the term."""
+    rng = np.random.default_rng(7)
+    raters = [rng.choice(40, size=int(rng.integers(0, 6)), replace=False)
+              for _ in range(N_MOVIES)]
+    for i in range(10, N_MOVIES, 10):
+        raters[i] = raters[i - 1]
+    movie = np.concatenate([np.full(r.size, ids[i]) for i, r in enumerate(raters)])
+    user = np.concatenate(raters) * 3 + 1000  # sparse, non-contiguous user ids
+    # One movie id outside the catalogue: ignored.
+    return np.r_[movie, [-5]].astype(np.int64), np.r_[user, [1000]].astype(np.int64)
+
+
+def _co_rating_reference(movie, user, ids, weight):
+    """Brute force: dense item x item co-rater counts over the geometric mean of raters."""
+    pos = {int(m): i for i, m in enumerate(ids)}
+    users = {int(u): j for j, u in enumerate(sorted(set(user.tolist())))}
+    x = np.zeros((len(ids), len(users)), np.int64)
+    for m, u in zip(movie.tolist(), user.tolist(), strict=True):
+        if m in pos:
+            x[pos[m], users[u]] = 1
+    co = (x @ x.T).astype(np.float64)
+    n = x.sum(axis=1).astype(np.float64)
+    denom = np.sqrt(n[:, None] * n[None, :])
+    cos = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)
+    return weight * cos
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_similar_movies_with_co_rating_term_equal_brute_force(spark, data, term_data, metric):
+    """metric + item term + weight x co-rating cosine, ranked by the join = a dense numpy
+    reference, exact ties (duplicated vectors, terms and raters) to the lower id; the same
+    rows whatever the partitioning and block size."""
+    vec, term = term_data
+    ids = data["ids"]
+    movie, user = _co_rating_data(ids)
+    v = vec.astype(np.float64)
+    if metric == "cosine":
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    scores = (v @ v.T + term[None, :]) + _co_rating_reference(movie, user, ids, 0.5)
+    np.fill_diagonal(scores, -np.inf)
+    ref = _dense_reference(scores, ids, K)
+    df, bc = similar_movies(spark, ids, vec, metric, K, block_size=100, partitions=3,
+                            item_term=term, co_rating=(movie, user, 0.5))
+    got = _join_lists(df, "movie_id", "neighbor_id")
+    bc.unpersist()
+    assert got.keys() == set(ids.tolist())
+    for r, (nbrs, sc) in ref.items():
+        assert got[int(ids[r])][0] == nbrs, f"movie {ids[r]}"
+        np.testing.assert_allclose(got[int(ids[r])][1], sc, atol=1e-5, rtol=0)
+    tied = sum(len(np.unique(sc)) < K for _, sc in ref.values())
+    assert tied > N_MOVIES // 4  # ties survive the term
+    # The term changes the lists (else the test would not test it).
+    plain = _dense_reference(np.where(np.isinf(scores), -np.inf, v @ v.T + term[None, :]),
+                             ids, K)
+    assert sum(plain[r][0] != ref[r][0] for r in ref) > N_MOVIES // 4
+    df1, bc1 = similar_movies(spark, ids, vec, metric, K, block_size=7, partitions=1,
+                              item_term=term, co_rating=(movie, user, 0.5))
+    cols = ["movie_id", "rank", "neighbor_id", "score"]
+    a = df.toPandas().sort_values(cols[:2]).reset_index(drop=True)
+    b = df1.toPandas().sort_values(cols[:2]).reset_index(drop=True)
+    bc1.unpersist()
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+def test_negative_co_rating_weight_is_an_input_error(spark, data):
+    with pytest.raises(InputError, match="co-rating weight"):
+        similar_movies(spark, data["ids"], data["vec"]["rand"], "cosine", K,
+                       co_rating=(np.array([data["ids"][0]]), np.array([1]), -1.0))
+
+
 def test_item_term_of_the_wrong_length_is_an_input_error(spark, data):
     with pytest.raises(InputError, match="item term has shape"):
         similar_movies(spark, data["ids"], data["vec"]["rand"], "cosine", K,
@@ -402,8 +475,8 @@ def shipped(spark, data, term_data, tmp_path_factory):
     wh.write("ratings", spark.createDataFrame(r, SCHEMAS["ratings"]))
     rec_term = rng.standard_normal(N_MOVIES) * 0.05
     base = {"list_metric": "cosine", "list_dims": DIM, "recommend_by": "profile"}
-    scorers = [FittedScorer("node2vec", {**base, "half_life": 0.0}, ids, term,
-                            np.zeros(N_MOVIES)),
+    scorers = [FittedScorer("node2vec", {**base, "half_life": 0.0, "list_corate": 0.25},
+                            ids, term, np.zeros(N_MOVIES)),
                FittedScorer("cbow", {**base, "half_life": 3.0}, ids, np.zeros(N_MOVIES),
                             rec_term)]
     wh.write("scorers", spark.createDataFrame(scorer_table(scorers, "r1")))
@@ -415,15 +488,27 @@ def shipped(spark, data, term_data, tmp_path_factory):
             r, rec_term, run)
 
 
+def _train_part(ratings):
+    """The ranking split's train part, independently: each user's ratings by (ts, movie
+    id) minus the last max(1, n // 5)."""
+    r = ratings.sort_values(["user_id", "ts", "movie_id"])
+    from_end = r.groupby("user_id").cumcount(ascending=False)
+    n = r.groupby("user_id")["movie_id"].transform("size")
+    return r[from_end >= np.maximum(1, n // 5)].copy()
+
+
 def test_stage_lists_are_metric_plus_the_persisted_item_term(shipped, data, term_data):
-    """similar_movies of the stage = brute-force cosine + the scorers table's list term,
-    exact ties (tie vectors, duplicated movies) to the lower id."""
-    sim = shipped[0]
+    """similar_movies of the stage = brute-force cosine + the scorers table's list term +
+    its co-rating weight x the co-rating cosine of the train part, exact ties to the lower
+    id."""
+    sim, ratings = shipped[0], shipped[2]
     vec, term = term_data
     ids = data["ids"]
     v = vec.astype(np.float64)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    scores = v @ v.T + term[None, :]
+    train = _train_part(ratings)
+    scores = (v @ v.T + term[None, :]) + _co_rating_reference(
+        train.movie_id.to_numpy(), train.user_id.to_numpy(), ids, 0.25)
     np.fill_diagonal(scores, -np.inf)
     ref = _dense_reference(scores, ids, K)
     got = _as_lists(sim[(sim.model == "node2vec")], "movie_id", "neighbor_id")
@@ -442,10 +527,7 @@ def test_stage_recommendations_are_the_recency_profile_plus_the_item_term(shippe
     unit = data["vec"]["rand"].astype(np.float64)
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     pos = {int(m): i for i, m in enumerate(ids)}
-    r = ratings.sort_values(["user_id", "ts", "movie_id"])
-    from_end = r.groupby("user_id").cumcount(ascending=False)
-    n = r.groupby("user_id")["movie_id"].transform("size")
-    train = r[from_end >= np.maximum(1, n // 5)].copy()
+    train = _train_part(ratings)
     train["age"] = train.groupby("user_id").cumcount(ascending=False)
     got = _as_lists(rec[rec.model == "cbow"], "user_id", "movie_id")
     assert got.keys() == set(train.user_id)
@@ -465,6 +547,7 @@ def test_stage_notes_say_how_each_model_ranks(shipped):
     info = shipped[4].notes["models"]
     assert info["cbow"]["recommend_by"] == "recency-weighted profile (half-life 3) + item prior"
     assert info["node2vec"]["metrics"] == ["cosine"]
+    assert info["node2vec"]["list_corate"] == 0.25
     assert shipped[4].notes["ratings"] == "ranking_train"
 
 

@@ -195,3 +195,43 @@ def test_neighbours_command_line_sets_its_section():
         ("Godfather, The", 5, "cbow")
     with pytest.raises(ValueError, match=r"neighbours\.model"):
         parse(["neighbours", "x", "--model", "nope"])
+
+
+def test_tune_lists_hit_rates_equal_the_protocol_on_the_validation_cut():
+    """Each grid point's validation HR = evaluate's neighbour_hit_rate of dense numpy lists
+    (metric + beta prior + corate co-rating cosine, all counted on train minus the cut)
+    with EVALUATION.md's protocol applied to the train rows (its test part = the cut)."""
+    from moviegraph.train.shipped import tune_lists
+
+    r = _ratings(seed=3, users=80, movies=40)
+    t = TrainRatings.of(*(r[c].to_numpy() for c in ("user_id", "movie_id", "rating", "ts")))
+    ids = np.arange(40) * 3 + 5
+    rng = np.random.default_rng(1)
+    vec = rng.standard_normal((ids.size, 6))
+    got = tune_lists(ids, vec, "cosine", "recent", t, k=5, betas=(0.0, 0.3),
+                     corates=(0.0, 1.0, 4.0))
+    d = prepare(t.user_id, t.movie_id, t.rating, t.ts, ids, [[] for _ in ids])
+    fit = ~d.is_test  # the protocol on the train rows: its test part is the cut
+    fit_t = TrainRatings(d.user_ids[d.u][fit], ids[d.m][fit], d.r[fit], d.ts[fit])
+    prior = item_priors(fit_t, ids)["recent"]
+    x = np.zeros((d.n_users, ids.size))
+    x[d.u[fit], d.m[fit]] = 1.0
+    co = x.T @ x
+    n = np.diag(co).copy()
+    denom = np.sqrt(np.outer(n, n))
+    cos_co = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    expected = {}
+    for b in (0.0, 0.3):
+        for c in (0.0, 1.0, 4.0):
+            s = unit @ unit.T + b * prior[None, :] + c * cos_co
+            np.fill_diagonal(s, -np.inf)
+            lists = np.stack([np.lexsort((np.arange(ids.size), -row))[:5] for row in s])
+            expected[(b, c)] = ev.neighbour_hit_rate(lists, d, 5).hr
+    assert got.hit_rate.keys() == expected.keys()
+    for key, hr in expected.items():
+        assert got.hit_rate[key] == pytest.approx(hr), key
+    assert len(set(expected.values())) > 1  # the weights matter here
+    best = max(expected.values())
+    assert got.hit_rate[(got.beta, got.corate)] == best
+    assert got.corate == min(c for (_, c), h in expected.items() if h == best)

@@ -309,6 +309,15 @@ class ScorerConfig:
                              choices=("cosine", "dot"))
     list_prior: str = param("none", "Item prior added to the list scores.", choices=PRIORS)
     list_beta: float = param(0.0, "Weight of the list prior.", ge=0.0)
+    list_corate: float = param(0.0, "Weight of the co-rating term added to the list scores: "
+                                    "the two movies' co-rating cosine (raters of both over "
+                                    "the geometric mean of their raters, ItemKNN's "
+                                    "similarity) in the ratings of `similar.ratings`; 0 = "
+                                    "none.", ge=0.0)
+    tune_lists: bool = param(False, "Train picks list_beta and list_corate from small "
+                                    "grids by the neighbour hit rate on the temporal "
+                                    "validation cut of train (each user's last 20% of "
+                                    "train ratings), replacing the two values above.")
     recommend_by: str = param("profile", "profile: recency-weighted mean of the user's liked "
                                          "movies' unit vectors, cosine; user_vectors: the "
                                          "model's user vectors, dot.",
@@ -338,13 +347,16 @@ class ScorersConfig:
     """Each model's shipped ranking of its tables, ``[train.scorers.<model>]``; defaults
     chosen on ml-100k's temporal validation cut (each user's last 20% of train)."""
 
-    node2vec: ScorerConfig = _scorer(list_prior="recent", list_beta=0.1, half_life=3.0,
-                                     recommend_prior="recent", recommend_beta=0.075)
+    node2vec: ScorerConfig = _scorer(list_prior="recent", list_beta=0.2, list_corate=2.0,
+                                     half_life=3.0, recommend_prior="recent",
+                                     recommend_beta=0.075)
     cbow: ScorerConfig = _scorer(list_prior="popularity", list_beta=0.25, half_life=5.0,
                                  recommend_prior="recent", recommend_beta=0.2)
-    mf: ScorerConfig = _scorer(list_prior="popularity", list_beta=0.2, half_life=10.0,
+    mf: ScorerConfig = _scorer(list_prior="recent", list_beta=0.2, list_corate=4.0,
+                               half_life=10.0,
                                recommend_prior="recent", recommend_beta=0.05, fold_in=False)
     softmax: ScorerConfig = _scorer(list_metric="dot", recommend_by="user_vectors",
                                     fold_in=False)
-    edlae: ScorerConfig = _scorer(list_metric="dot", recommend_by="user_vectors",
-                                  half_life=10.0, fold_in=False)
+    edlae: ScorerConfig = _scorer(list_prior="recent", list_beta=0.2, list_corate=2.0,
+                                  recommend_by="user_vectors", half_life=10.0,
+                                  fold_in=False)

@@ -28,7 +28,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from moviegraph.errors import InputError
-from moviegraph.similarity.topk import Searcher, exclusion_csr, profile_queries, unit_rows
+from moviegraph.similarity.topk import (
+    CoRating,
+    Searcher,
+    exclusion_csr,
+    profile_queries,
+    unit_rows,
+)
 
 SIMILAR_SCHEMA = "movie_id int, rank int, neighbor_id int, score float"
 RECOMMEND_SCHEMA = "user_id int, rank int, movie_id int, score float"
@@ -159,7 +165,8 @@ def _tally(tally: Accumulator | None, res_positions: np.ndarray) -> None:
 def similar_movies(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray, metric: str,
                    k: int, block_size: int = 256, partitions: int = 0,
                    item_term: np.ndarray | None = None,
-                   tally: Accumulator | None = None) -> tuple[DataFrame, Broadcast]:
+                   tally: Accumulator | None = None,
+                   co_rating: CoRatingInput | None = None) -> tuple[DataFrame, Broadcast]:
     """Top-k most similar other movies of every movie: ``movie_id, rank, neighbor_id, score``.
 
     Args:
@@ -172,35 +179,75 @@ def similar_movies(spark: SparkSession, ids: np.ndarray, vectors: np.ndarray, me
             item_term[neighbour]``, ranked exactly, ties to the lower neighbour id.
             None: the metric alone.
         tally: optional :func:`row_tally` accumulator.
+        co_rating: optional ``(movie_id, user_id, weight)``: ratings (parallel id arrays;
+            movies outside ``ids`` ignored) whose co-rating cosine of the two movies
+            (:class:`~moviegraph.similarity.topk.CoRating`), times ``weight``, is added
+            to every score; ranked exactly like the rest.
 
     Returns:
         The (lazy) DataFrame and the catalogue's broadcast, to unpersist once written.
 
     Raises:
-        InputError: a bad item term.
+        InputError: a bad item term or co-rating weight.
     """
     n = int(ids.shape[0])
     term = check_item_term(item_term, n)
     parts = partitions or auto_partitions(spark, n * n)
-    bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors, "item_term": term})
+    corate = co_rating_arrays(co_rating, ids)
+    bc = spark.sparkContext.broadcast({"ids": ids, "vectors": vectors, "item_term": term,
+                                       "co_rating": corate})
 
     def task(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         with _one_thread():
             cat: dict[str, Any] = bc.value
             searcher = Searcher(cat["vectors"], metric, cat["item_term"])
+            co = None if cat["co_rating"] is None else CoRating(*cat["co_rating"])
             for batch in batches:
                 pos = batch.column(0).to_numpy().astype(np.int64)
                 if pos.size == 0:
                     continue
                 # A movie is not its own neighbour (duplicates of it, with other ids, are).
                 exclude = exclusion_csr(np.arange(pos.size + 1), pos, pos.size, n)
-                res = searcher.search(cat["vectors"][pos], k, exclude, block_size)
+                pair = None if co is None else (
+                    lambda lo, hi, pos=pos, co=co: co.rows(pos[lo:hi]))
+                res = searcher.search(cat["vectors"][pos], k, exclude, block_size, pair)
                 _tally(tally, res.positions)
                 yield _emit(cat["ids"][pos], cat["ids"], res.positions, res.scores,
                             ("movie_id", "neighbor_id"))
 
     df = spark.range(0, n, numPartitions=max(1, min(parts, n))).mapInArrow(task, SIMILAR_SCHEMA)
     return df, bc
+
+
+#: ``(movie_id, user_id, weight)`` of a co-rating term (:func:`similar_movies`).
+CoRatingInput = tuple[np.ndarray, np.ndarray, float]
+
+
+def co_rating_arrays(co_rating: CoRatingInput | None, ids: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, int, float] | None:
+    """``CoRating`` arguments (catalogue positions, dense user index, n, weight), or None
+    when there is no term (none given or weight 0).
+
+    Raises:
+        InputError: a negative or non-finite weight, arrays of different lengths.
+    """
+    if co_rating is None:
+        return None
+    movie, user, weight = co_rating
+    weight = float(weight)
+    if not np.isfinite(weight) or weight < 0:
+        raise InputError(f"co-rating weight must be finite and >= 0, got {weight}")
+    movie = np.asarray(movie, np.int64)
+    user = np.asarray(user, np.int64)
+    if movie.shape != user.shape:
+        raise InputError(f"co-rating: {movie.size} movie ids for {user.size} user ids")
+    if weight == 0:
+        return None
+    pos = np.searchsorted(ids, movie)
+    pos = np.where((pos < ids.size) & (ids[np.minimum(pos, max(ids.size - 1, 0))] == movie),
+                   pos, -1) if ids.size else np.full(movie.shape, -1)
+    _, upos = np.unique(user, return_inverse=True)
+    return pos.astype(np.int32), upos.astype(np.int32), int(ids.size), weight
 
 
 def rated_lists(ratings: DataFrame) -> DataFrame:

@@ -39,7 +39,7 @@ a reused buffer beat torch's CPU matmul, and the chunk-maximum pass costs a frac
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -286,7 +286,8 @@ class Searcher:
                                  * self.max_norm + self.max_term)
 
     def search(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
-               block_size: int = 256) -> TopK:
+               block_size: int = 256,
+               pair_term: Callable[[int, int], np.ndarray] | None = None) -> TopK:
         """Top-k items of every query row.
 
         Args:
@@ -295,6 +296,10 @@ class Searcher:
             exclude: optional bool CSR (b, n) of items a row must not return (the query
                 movie itself, a user's rated movies); see :func:`exclusion_csr`.
             block_size: query rows per matrix product (memory ~ block_size x n x 4 bytes).
+            pair_term: optional ``(start, stop) -> float64 (stop - start, n)``: an additive
+                term of each (query row, item) pair (e.g. :class:`CoRating`), asked for one
+                block of query rows at a time. Its float64 values enter the rescoring as
+                they are, so a pair's score must not depend on the block it is asked in.
         """
         q64 = np.asarray(queries, dtype=np.float64)
         if q64.ndim != 2 or (q64.shape[0] and q64.shape[1] != self.items64.shape[1]):
@@ -327,16 +332,30 @@ class Searcher:
             if self.term32 is not None:
                 s[:, :n] += self.term32
             s[:, n:] = -np.inf
+            pair = None
+            block_slack = slack[start:stop]
+            if pair_term is not None:
+                pair = _finite_float64(pair_term(start, stop), "pair term")
+                if pair.shape != (stop - start, n):
+                    raise ValueError(f"pair term shape {pair.shape} != {(stop - start, n)}")
+                s[:, :n] += pair.astype(np.float32)
+                # Rounding the pair term to float32 and adding it: u |p| + u |sum| per
+                # entry, covered by (d + 16) u max|p| like the item term (see eps).
+                d = self.items64.shape[1]
+                block_slack = block_slack + 2 * (d + 16) * U32 * np.abs(pair).max(
+                    axis=1, initial=0.0)
             if exclude is not None:
                 ex = exclude[start:stop]
                 s[np.repeat(np.arange(stop - start), np.diff(ex.indptr)), ex.indices] = -np.inf
             t1 = time.thread_time()
             self.timings["product"] += t1 - t0
-            for lo, hi, rows, cols in candidate_groups(s, kk, slack[start:stop], c):
+            for lo, hi, rows, cols in candidate_groups(s, kk, block_slack, c):
                 t2 = time.thread_time()
                 self.timings["candidates"] += t2 - t1
-                pos, sc = rank_pairs(rows - lo, cols, self._rescore(q64, start + rows, cols),
-                                     hi - lo, kk)
+                exact = self._rescore(q64, start + rows, cols)
+                if pair is not None:
+                    exact += pair[rows, cols]
+                pos, sc = rank_pairs(rows - lo, cols, exact, hi - lo, kk)
                 positions[start + lo:start + hi] = pos
                 scores[start + lo:start + hi] = sc
                 t1 = time.thread_time()
@@ -389,3 +408,45 @@ def profile_queries(unit_items: np.ndarray, user_ratings: sp.csr_matrix,
     keep = (liked | ~has_liked[row]).astype(np.float64)
     weights = sp.csr_matrix((keep, r.indices, r.indptr), shape=r.shape)
     return np.asarray(weights @ np.asarray(unit_items, dtype=np.float64))
+
+
+class CoRating:
+    """Co-rating cosine of catalogue items, ``weight * n_ij / sqrt(n_i n_j)``, by blocks.
+
+    ``n_ij`` = users who rated both items, ``n_i`` = users who rated ``i`` (ItemKNN's
+    similarity of binary rating columns); 0 where either has no rater. Held as the sparse
+    item x user incidence (never items x items): a block of query items costs one sparse
+    product with integer counts, exact, and each pair's float64 value is computed the same
+    way whatever block it is in, so results do not depend on partitioning.
+
+    Args:
+        item_pos: catalogue position of each rating (entries < 0 are dropped).
+        user_pos: user index of each rating (any non-negative ints); duplicates count once.
+        n_items: catalogue size.
+        weight: the term's weight (``>= 0``).
+    """
+
+    def __init__(self, item_pos: np.ndarray, user_pos: np.ndarray, n_items: int,
+                 weight: float) -> None:
+        item_pos = np.asarray(item_pos, np.int64)
+        user_pos = np.asarray(user_pos, np.int64)
+        keep = item_pos >= 0
+        item_pos, user_pos = item_pos[keep], user_pos[keep]
+        n_users = int(user_pos.max()) + 1 if user_pos.size else 0
+        x = sp.csr_matrix((np.ones(item_pos.size, np.int64), (item_pos, user_pos)),
+                          shape=(n_items, n_users))
+        x.sum_duplicates()
+        x.data[:] = 1
+        self.x = x
+        self.xt = x.T.tocsr()
+        self.counts = np.diff(x.indptr).astype(np.float64)
+        self.weight = float(weight)
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """Dense float64 (len(positions), n_items): the term of the query items at
+        ``positions`` with every catalogue item."""
+        pos = np.asarray(positions, np.int64)
+        co = (self.x[pos] @ self.xt).toarray().astype(np.float64)
+        denom = np.sqrt(self.counts[pos][:, None] * self.counts[None, :])
+        out = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)
+        return self.weight * out

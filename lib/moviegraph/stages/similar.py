@@ -17,6 +17,8 @@ from moviegraph.errors import InputError
 from moviegraph.graph.pairs import ranking_train_part
 from moviegraph.runs import StageRun
 from moviegraph.similarity.joins import (
+    CoRatingInput,
+    co_rating_arrays,
     rated_lists,
     recommendations,
     row_tally,
@@ -24,7 +26,7 @@ from moviegraph.similarity.joins import (
     similar_movies,
     vectors_of,
 )
-from moviegraph.similarity.topk import Searcher, exclusion_csr
+from moviegraph.similarity.topk import CoRating, Searcher, exclusion_csr
 from moviegraph.stages.base import Stage
 from moviegraph.tables import Warehouse
 from moviegraph.train.shipped import FittedScorer, from_row
@@ -35,7 +37,9 @@ def run_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
 
     Each model's latest embeddings run (or ``similar.run_id``) is used, with the scorer the
     train stage fitted for that run (the ``scorers`` table; :mod:`moviegraph.train.shipped`):
-    lists rank ``metric + list term``, recommendations the recency-weighted profile's
+    lists rank ``metric + list term + list_corate x co-rating cosine`` (the co-rating of
+    the two movies in the profile ratings, :class:`~moviegraph.similarity.topk.CoRating`),
+    recommendations the recency-weighted profile's
     cosine (or the user vectors' dot) ``+ recommend term``, both exactly inside the Spark
     joins. A run without a scorer row ranks by the plain metric, and recommends by user
     vectors when it has them, else by EVALUATION.md's summed cosine. Profiles and the
@@ -64,6 +68,7 @@ def run_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
         (r["model"], r["run_id"]) for r in user_emb.select("model", "run_id").distinct()
         .where(F.col("model").isin(list(runs))).collect()}
     ctx = spark.sparkContext
+    co_pairs = _co_rating_pairs(ratings, scorers)
     sims: list[DataFrame] = []
     recs: list[DataFrame] = []
     broadcasts = []
@@ -83,18 +88,20 @@ def run_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
         # Cosines compare tastes: mf's trailing bias columns are left out (list_dims).
         cos_view = np.ascontiguousarray(vectors[:, :int(settings.get("list_dims")
                                                         or vectors.shape[1])])
+        corate = float(settings.get("list_corate", 0.0))
+        co_rating = (co_pairs[0], co_pairs[1], corate) if corate > 0 and co_pairs else None
         for metric in metrics:
             tallies[(model, metric)] = row_tally(ctx)
             view = cos_view if metric == "cosine" else vectors
             df, bc = similar_movies(spark, ids, view, metric, sc.k, sc.block_size,
                                     sc.partitions, item_term=list_term,
-                                    tally=tallies[(model, metric)])
+                                    tally=tallies[(model, metric)], co_rating=co_rating)
             broadcasts.append(bc)
             sims.append(df.select(F.lit(model).alias("model"), F.lit(metric).alias("metric"),
                                   "*"))
             if example is None and ids.size:
                 example = (model, metric, _example(ids, view, metric, min(sc.k, 5),
-                                                   list_term))
+                                                   list_term, co_rating))
         has_users = (model, run_id) in with_users
         by_user_vectors = has_users and settings.get("recommend_by", "user_vectors") \
             == "user_vectors"
@@ -115,7 +122,7 @@ def run_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
         recs.append(df.select(F.lit(model).alias("model"), "*"))
         per_model[model] = {"run_id": run_id, "movies": int(ids.size),
                             "dim": int(vectors.shape[1]), "metrics": metrics,
-                            "scorer": settings or None,
+                            "scorer": settings or None, "list_corate": corate,
                             "recommend_by": _recommend_by(by_user_vectors, half_life,
                                                           rec_term)}
     try:
@@ -137,6 +144,18 @@ def run_similar(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) 
     run.notes.update({"models": per_model, "k": sc.k, "metrics": sorted(all_metrics),
                       "block_size": sc.block_size, "ratings": sc.ratings})
     return _summary(wh, per_model, sc.k, example)
+
+
+def _co_rating_pairs(ratings: DataFrame, scorers: dict[str, FittedScorer]
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(movie_id, user_id)`` of the profile ratings, collected once for the co-rating
+    term of the lists (sparse pairs, as many as ratings: never a movies x movies or users x
+    movies matrix); None when no scorer has a co-rating weight."""
+    if not any(float(s.settings.get("list_corate", 0.0)) > 0 for s in scorers.values()):
+        return None
+    table = ratings.select("movie_id", "user_id").toArrow()
+    return (table.column("movie_id").to_numpy().astype(np.int64),
+            table.column("user_id").to_numpy().astype(np.int64))
 
 
 def _scorers(wh: Warehouse, runs: dict[str, str]) -> dict[str, FittedScorer]:
@@ -180,12 +199,16 @@ def _recommend_by(by_user_vectors: bool, half_life: float | None,
 
 
 def _example(ids: np.ndarray, vectors: np.ndarray, metric: str, k: int,
-             term: np.ndarray | None = None) -> list[tuple[int, int, int, float]]:
+             term: np.ndarray | None = None, co_rating: CoRatingInput | None = None
+             ) -> list[tuple[int, int, int, float]]:
     """The first movie's top-k as the join computes it (same kernel, same inputs, so the
     same rows as the table): ``(movie_id, rank, neighbor_id, score)``."""
     n = int(ids.size)
-    res = Searcher(vectors, metric, term).search(vectors[:1], k,
-                                           exclusion_csr(np.array([0, 1]), np.array([0]), 1, n))
+    args = co_rating_arrays(co_rating, ids)
+    co = None if args is None else CoRating(*args)
+    pair = None if co is None else (lambda lo, hi: co.rows(np.arange(lo, hi)))
+    res = Searcher(vectors, metric, term).search(
+        vectors[:1], k, exclusion_csr(np.array([0, 1]), np.array([0]), 1, n), pair_term=pair)
     return [(int(ids[0]), r + 1, int(ids[p]), float(np.float32(s)))
             for r, (p, s) in enumerate(zip(res.positions[0], res.scores[0], strict=True))
             if p >= 0]
@@ -198,7 +221,9 @@ def _summary(wh: Warehouse, per_model: dict[str, dict], k: int,
     for model, info in per_model.items():
         sims = ", ".join(f"{m} {n:,}" for m, n in info["similar_rows"].items())
         lines.append(f"  {model} (run {info['run_id']}): {info['movies']:,} movies x "
-                     f"{info['dim']} dims; similar_movies rows: {sims}; recommendations: "
+                     f"{info['dim']} dims; similar_movies rows: {sims}"
+                     + (f" (+ {info['list_corate']:g} x co-rating)" if info.get("list_corate")
+                        else "") + "; recommendations: "
                      f"{info['recommendation_rows']:,} for {info['users']:,} users, by "
                      f"{info['recommend_by']}")
     # One example, so a reader can eyeball whether the neighbours make sense.
@@ -228,7 +253,8 @@ STAGE = Stage(
     reads=("embeddings", "ratings"), optional_reads=("user_embeddings", "scorers"),
     writes=("similar_movies", "recommendations"),
     writes_doc="`similar_movies(model, metric, movie_id, rank, neighbor_id, score)` (top-"
-               "`similar.k` by each model's shipped scorer: metric + item prior), "
+               "`similar.k` by each model's shipped scorer: metric + item prior + co-rating "
+               "term), "
                "`recommendations(model, user_id, rank, movie_id, score)` (top-k movies the "
                "user has not rated in `similar.ratings`, by the shipped scorer)",
     sections=("similar",), run=run_similar)

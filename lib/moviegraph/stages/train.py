@@ -95,9 +95,11 @@ def _fit_scorers(cfg: Config, data: ModelData, trained: list[Trained],
     """Each model's shipped scorer (:mod:`moviegraph.train.shipped`), fitted on the ranking
     split's train part; item-only models first get fold-in vectors for the train movies
     outside their vocabulary (``[train.scorers.<model>] fold_in``)."""
+    import dataclasses
+
     import numpy as np
 
-    from moviegraph.train.shipped import TrainRatings, fit_scorer, fold_in
+    from moviegraph.train.shipped import TrainRatings, fit_scorer, fold_in, tune_lists
 
     r = data.ratings
     train = TrainRatings.of(r.user_id, r.movie_id, r.rating, r.ts)
@@ -110,8 +112,16 @@ def _fit_scorers(cfg: Config, data: ModelData, trained: list[Trained],
             per_model[t.model]["folded_in"] = added
             per_model[t.model]["movies"] = len(ids)
         bias_columns = {"append": 2, "full": 3}.get(t.notes.get("vector_layout", ""), 0)
-        out.append(fit_scorer(t.model, sc, t.movie_ids, train,
-                              t.vectors.shape[1] - bias_columns))
+        list_dims = t.vectors.shape[1] - bias_columns
+        if sc.tune_lists:
+            tuned = tune_lists(t.movie_ids, t.vectors[:, :list_dims], sc.list_metric,
+                               sc.list_prior, train, cfg.similar.k)
+            sc = dataclasses.replace(sc, list_beta=tuned.beta, list_corate=tuned.corate)
+            per_model[t.model]["list_tuning"] = {
+                "users": tuned.users, "beta": tuned.beta, "corate": tuned.corate,
+                "validation_hr": {f"{b:g},{c:g}": round(h, 4)
+                                  for (b, c), h in tuned.hit_rate.items()}}
+        out.append(fit_scorer(t.model, sc, t.movie_ids, train, list_dims))
         per_model[t.model]["scorer"] = out[-1].settings
     return out
 
