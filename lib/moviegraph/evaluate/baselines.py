@@ -54,15 +54,19 @@ class ItemKNN:
         return np.asarray(self.x[users] @ self.similarity)
 
 
-def ease_weights(x: sp.spmatrix, lam: float) -> np.ndarray:
+def ease_weights(x: sp.spmatrix, lam: float, gram: np.ndarray | None = None) -> np.ndarray:
     """EASE item-item weights (Steck 2019): ``B = I - P / diag(P)``, ``P = (X^T X + lam I)^-1``.
 
     Column ``j`` is divided by ``P[j, j]``, so ``B[i, j] = -P[i, j] / P[j, j]`` off the
     diagonal and ``B[j, j] = 0`` (the closed form of the zero-diagonal constrained ridge
-    regression of X on itself).
+    regression of X on itself). ``gram``: ``X^T X`` of the binarised ``x`` when the caller
+    already has it (a lambda grid: computed once, not once per lambda); not modified.
     """
-    x = binarize(x)
-    gram = (x.T @ x).toarray()
+    if gram is None:
+        x = binarize(x)
+        gram = (x.T @ x).toarray()
+    else:
+        gram = gram.copy()
     gram[np.diag_indices_from(gram)] += lam
     p = np.linalg.inv(gram)
     b = -p / np.diag(p)[None, :]
@@ -73,10 +77,11 @@ def ease_weights(x: sp.spmatrix, lam: float) -> np.ndarray:
 class EASE:
     """EASE scores ``X[u] @ B`` with :func:`ease_weights` at a fixed ``lam``."""
 
-    def __init__(self, train: sp.spmatrix, lam: float) -> None:
+    def __init__(self, train: sp.spmatrix, lam: float, gram: np.ndarray | None = None
+                 ) -> None:
         self.lam = float(lam)
         self.x = binarize(train)
-        self.weights = ease_weights(self.x, self.lam)
+        self.weights = ease_weights(self.x, self.lam, gram)
 
     def __call__(self, users: np.ndarray) -> np.ndarray:
         """Scores (len(users), n_items)."""
@@ -110,8 +115,9 @@ def tune_ease(
         k: cut-off of the Recall used for choosing.
     """
     x = binarize(fit)
-    grid = recall_search((float(lam) for lam in sorted(lambdas)), lambda lam: EASE(x, lam), x,
-                         validation, k)
+    gram = (x.T @ x).toarray()  # shared by every lambda of the grid (same values)
+    grid = recall_search((float(lam) for lam in sorted(lambdas)),
+                         lambda lam: EASE(x, lam, gram), x, validation, k)
     return EaseTuning(best_lambda=grid.best, recall_by_lambda=grid.scores)
 
 

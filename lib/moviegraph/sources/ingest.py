@@ -135,8 +135,10 @@ def _require_file(spark: SparkSession, path: str, max_bytes: int | None = None) 
                           "UTF-8 or latin-1")
 
 
-def _parse_movies(spark: SparkSession, fmt: Format, path: str) -> tuple[DataFrame, DataFrame]:
-    """(movies, rejected rows) from the catalogue file, parsed on the driver."""
+def _parse_movies(spark: SparkSession, fmt: Format, path: str
+                  ) -> tuple[DataFrame, DataFrame, int, Counter[str]]:
+    """(movies, rejected rows, number of movies, rejected rows per reason) from the
+    catalogue file, parsed on the driver (the counts come from the parse: no Spark job)."""
     rows = fmt.parse_movies(_checked(path, lambda: fs.read_bytes(spark, path)))
     good: dict[int, MovieRow] = {}
     bad: list[tuple[str, int, str, str]] = []
@@ -156,7 +158,7 @@ def _parse_movies(spark: SparkSession, fmt: Format, path: str) -> tuple[DataFram
         [(r.movie_id, r.title, r.year, list(r.genres)) for r in good.values()],
         SCHEMAS["movies"])
     rejected = spark.createDataFrame(bad, SCHEMAS["rejected"])
-    return movies, rejected
+    return movies, rejected, len(good), Counter(reason for *_, reason in bad)
 
 
 def _parse_ratings(spark: SparkSession, fmt: Format, path: str) -> DataFrame:
@@ -239,10 +241,13 @@ def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str
         # A ratings file on its own: the catalogue is the one already ingested.
         movies = warehouse.read("movies")
         movie_rejects = spark.createDataFrame([], SCHEMAS["rejected"])
+        n_movies: int | None = None  # counted by Spark below
+        movie_counts: Counter[str] = Counter()
     else:
         _require_file(spark, movies_path, MAX_CATALOGUE_BYTES)
-        movies, movie_rejects = _parse_movies(spark, fmt, movies_path)
+        movies, movie_rejects, n_movies, movie_counts = _parse_movies(spark, fmt, movies_path)
         if append and warehouse.exists("movies"):
+            n_movies = None  # old and new catalogue lines: counted by Spark below
             # New catalogue lines extend the old catalogue; known ids keep their old row.
             old = warehouse.read("movies")
             movies = old.unionByName(movies.join(old.select("movie_id"), "movie_id",
@@ -279,8 +284,16 @@ def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str
     try:
         rejected = final.where(F.col("reason").isNotNull()).select(
             "source", "line_no", "raw", "reason").unionByName(movie_rejects)
-        counts = {r["reason"]: r["n"] for r in
-                  rejected.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
+        # One job over the checkpointed rows gives the rejected counts per reason and, in
+        # the null-reason group, the good ratings and their users (each Spark action costs
+        # a second or more on a small local job; the catalogue's counts come from its
+        # parse on the driver).
+        by_reason = {r["reason"]: (r["n"], r["users"]) for r in
+                     final.groupBy("reason").agg(F.count(F.lit(1)).alias("n"),
+                                                 F.countDistinct("user_id").alias("users"))
+                     .collect()}
+        n_good, n_users = by_reason.pop(None, (0, 0))
+        counts = dict(Counter({r: n for r, (n, _) in by_reason.items()}) + movie_counts)
         if strict and counts:
             first = one_row(rejected.orderBy("source", "line_no"))
             raw = first["raw"]
@@ -290,21 +303,19 @@ def ingest(spark: SparkSession, warehouse: Warehouse, folder: str, fmt_name: str
                               "all)")
         good = final.where(F.col("reason").isNull()).select(
             "user_id", "movie_id", "rating", "ts")
-        totals = one_row(good.agg(F.count(F.lit(1)).alias("n"),
-                                  F.countDistinct("user_id").alias("users")))
-        n_good = totals["n"]
         if n_good == 0:
             raise IngestError(f"{ratings_path}: no valid ratings "
                               f"(rejected: {counts or 'none, the file has no data lines'})")
-        result = IngestResult(format=fmt.name, ratings=n_good, movies=movies.count(),
-                              users=totals["users"],
+        result = IngestResult(format=fmt.name, ratings=n_good,
+                              movies=movies.count() if n_movies is None else n_movies,
+                              users=n_users,
                               rejected={r: counts.get(r, 0) for r in REASONS})
         mode = "append" if append else "overwrite"
         result.versions["movies"] = warehouse.write("movies", movies.orderBy("movie_id"))
         result.versions["ratings"] = warehouse.write("ratings", good, mode=mode)
         result.versions["rejected"] = warehouse.write("rejected", rejected, mode=mode)
         if append:
-            result.ratings = warehouse.read("ratings").count()
+            result.ratings = warehouse.row_count("ratings")  # Delta log statistics
     finally:
         final.unpersist()
         movies.unpersist()

@@ -28,7 +28,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from moviegraph import fs
 from moviegraph.config import Config
@@ -40,10 +39,10 @@ from moviegraph.evaluate import scoring as pr
 from moviegraph.protocol import metrics as mt
 from moviegraph.protocol.data import EvalData, align, prepare
 from moviegraph.runs import StageRun
-from moviegraph.similarity.joins import select_runs, vectors_of
 from moviegraph.stages.base import Stage
 from moviegraph.tables import Warehouse
 from moviegraph.train.data import padded_lists, read_ratings
+from moviegraph.train.output import latest_runs, vectors_from_table
 
 #: Preferred main model of the report (first present wins) when evaluate.main_model is empty.
 MAIN_MODEL_ORDER = ("node2vec", "mf", "softmax", "cbow")
@@ -60,14 +59,21 @@ def fidelity_settings(cfg: Config) -> list[tuple[float, float]]:
     return pairs
 
 
-def _train_notes(wh: Warehouse, run_ids: set[str]) -> dict[str, dict[str, Any]]:
+def _runs(wh: Warehouse) -> list[dict[str, Any]]:
+    """The successful rows of ``runs`` (run_id, stage, started_at, notes), read once as
+    Arrow: the table is small, and a Spark query over its many one-row files costs more
+    than reading them all."""
+    if not wh.exists("runs"):
+        return []
+    t = wh.read_arrow("runs", ["run_id", "stage", "status", "started_at", "notes"])
+    return [r for r in t.to_pylist() if r["status"] == "succeeded"]
+
+
+def _train_notes(runs_rows: list[dict[str, Any]], run_ids: set[str]
+                 ) -> dict[str, dict[str, Any]]:
     """``{run_id: notes of its successful train stage}`` (global mean, test RMSE, ...)."""
-    if not wh.exists("runs") or not run_ids:
-        return {}
-    rows = (wh.read("runs").where((F.col("stage") == "train") & (F.col("status") == "succeeded")
-                                  & F.col("run_id").isin(sorted(run_ids)))
-            .select("run_id", "notes").collect())
-    return {r["run_id"]: json.loads(r["notes"] or "{}") for r in rows}
+    return {r["run_id"]: json.loads(r["notes"] or "{}") for r in runs_rows
+            if r["stage"] == "train" and r["run_id"] in run_ids}
 
 
 def _curves(wh: Warehouse, runs: dict[str, str]) -> dict[str, rp.ModelCurves]:
@@ -125,8 +131,10 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     fidelity = fidelity_settings(cfg)
     t_start = time.perf_counter()
 
-    emb = wh.read("embeddings")
-    runs = select_runs(emb, ec.models)
+    # The vector tables hold each model's latest run (train replaces a model's rows):
+    # read once as Arrow (delta-rs) and split on the driver, not a Spark job per model.
+    emb = wh.read_arrow("embeddings", ["model", "run_id", "movie_id", "vector"])
+    runs = latest_runs(emb, ec.models)
     if not runs:
         raise InputError("the embeddings table holds no model; run the train stage first")
     ratings = read_ratings(wh)
@@ -135,9 +143,11 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     d = prepare(ratings.user_id, ratings.movie_id, ratings.rating, ratings.ts,
                    movies.column("movie_id").to_numpy(), movies.column("genres").to_pylist())
     out = pr.Collector()
-    user_emb = wh.read("user_embeddings") if wh.exists("user_embeddings") else None
-    train_notes = _train_notes(wh, set(runs.values()))
-    similar = _similar_run(wh, runs, out)
+    user_emb = (wh.read_arrow("user_embeddings", ["model", "run_id", "user_id", "vector"])
+                if wh.exists("user_embeddings") else None)
+    runs_rows = _runs(wh)
+    train_notes = _train_notes(runs_rows, set(runs.values()))
+    similar = _similar_run(runs_rows, runs, out)
     sims = wh.read_arrow("similar_movies", ["model", "metric", "movie_id", "rank",
                                             "neighbor_id", "score"])
     recs = wh.read_arrow("recommendations", ["model", "user_id", "rank", "movie_id"])
@@ -145,8 +155,7 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     shipped_lists: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
     for model, run_id in runs.items():
         t0 = time.perf_counter()
-        of_run = (F.col("model") == model) & (F.col("run_id") == run_id)
-        ids, raw = vectors_of(emb.where(of_run), "movie_id")
+        ids, raw = vectors_from_table(emb, model, run_id, "movie_id")
         vectors, has = align(ids, raw, d.movie_ids)
         notes = train_notes.get(run_id, {}).get("models", {}).get(model, {})
         layout = notes.get("vector_layout") if "vector_layout" in notes else \
@@ -173,7 +182,7 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
             out.notes[f"{model} recommendations"] = "no rows in `recommendations`"
         # RMSE: mf's rating predictions (not a ranking of the tables).
         if user_emb is not None and layout in pr.BIAS_COLUMNS:
-            uids, uvec = vectors_of(user_emb.where(of_run), "user_id")  # one collect
+            uids, uvec = vectors_from_table(user_emb, model, run_id, "user_id")
             user_vectors, has_user = align(uids, uvec, d.user_ids)
             mu = notes.get("global_mean")
             if layout == "full" and mu is None:
@@ -247,17 +256,14 @@ def _gensim_baseline(out: pr.Collector, cfg: Config, wh: Warehouse, d: EvalData,
     out.timed("baseline:gensim", t0)
 
 
-def _similar_run(wh: Warehouse, runs: dict[str, str], out: pr.Collector
+def _similar_run(runs_rows: list[dict[str, Any]], runs: dict[str, str], out: pr.Collector
                  ) -> dict[str, dict[str, Any]]:
     """The latest successful ``similar`` run's per-model notes; notes on ``out`` when its
     tables were not built from the evaluated embeddings runs or from the train part."""
-    if not wh.exists("runs"):
-        return {}
-    rows = (wh.read("runs").where((F.col("stage") == "similar")
-                                  & (F.col("status") == "succeeded"))
-            .orderBy(F.col("started_at").desc()).limit(1).select("notes").collect())
+    rows = [r for r in runs_rows if r["stage"] == "similar"]
     if not rows:
         return {}
+    rows = [max(rows, key=lambda r: r["started_at"])]
     notes = json.loads(rows[0]["notes"] or "{}")
     models = notes.get("models", {})
     stale = [m for m, r in runs.items() if models.get(m, {}).get("run_id") not in (None, r)]

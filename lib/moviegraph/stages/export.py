@@ -5,17 +5,18 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from moviegraph import fs
 from moviegraph.config import Config
 from moviegraph.errors import InputError
 from moviegraph.export.projector import write_model_export
 from moviegraph.runs import StageRun
-from moviegraph.similarity.joins import select_runs, vectors_of
 from moviegraph.stages.base import Flag, Stage
 from moviegraph.tables import Warehouse
+from moviegraph.train.output import latest_runs, vectors_from_table
 
 
 def run_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -> str:
@@ -26,26 +27,30 @@ def run_export(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun) -
     beside the warehouse) through the session's Hadoop FileSystem, replacing the old one
     whole.
     """
-    emb = wh.read("embeddings")
-    runs = select_runs(emb, cfg.export.models)
+    # Small tables read once as Arrow (delta-rs; Spark where it cannot) and joined on the
+    # driver: a Spark job per model and per join cost more than the work on ML-100K.
+    emb = wh.read_arrow("embeddings", ["model", "run_id", "movie_id", "vector"])
+    runs = latest_runs(emb, cfg.export.models)
     if not runs:
         raise InputError("the embeddings table holds no model; run the train stage first")
-    counts = wh.read("ratings").groupBy("movie_id").agg(F.count("*").alias("rating_count"))
-    movies = (wh.read("movies").select("movie_id", "title", "year", "genres")
-              .join(counts, "movie_id", "full").toPandas())
-    user_emb = wh.read("user_embeddings") if wh.exists("user_embeddings") else None
+    rated, n_ratings = np.unique(wh.read_arrow("ratings", ["movie_id"]).column(0).to_numpy(),
+                                 return_counts=True)
+    counts = pd.DataFrame({"movie_id": rated, "rating_count": n_ratings})
+    movies = (wh.read_arrow("movies", ["movie_id", "title", "year", "genres"]).to_pandas()
+              .merge(counts, on="movie_id", how="outer"))  # the full join of before
+    user_emb = (wh.read_arrow("user_embeddings", ["model", "run_id", "user_id", "vector"])
+                if wh.exists("user_embeddings") else None)
     out = wh.output_uri(cfg.export.out)
     storage = fs.Storage(spark)
     lines = [f"export: Embedding Projector TSVs and Parquet under {out}"]
     written = {}
     for model, run_id in runs.items():
-        of_run = (F.col("model") == model) & (F.col("run_id") == run_id)
-        ids, vectors = vectors_of(emb.where(of_run), "movie_id")
+        ids, vectors = vectors_from_table(emb, model, run_id, "movie_id")
         user_ids = user_vectors = None
         if user_emb is not None:
-            users = user_emb.where(of_run)
-            if users.limit(1).collect():
-                user_ids, user_vectors = vectors_of(users, "user_id")
+            uids, uvec = vectors_from_table(user_emb, model, run_id, "user_id")
+            if uids.size:
+                user_ids, user_vectors = uids, uvec
         with tempfile.TemporaryDirectory(prefix="moviegraph-export-") as staging:
             local = write_model_export(Path(staging), model, run_id, ids, vectors, movies,
                                        user_ids, user_vectors)

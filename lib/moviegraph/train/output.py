@@ -81,3 +81,60 @@ def write_outputs(wh: Warehouse, run: StageRun, trained: list[Trained],
         run.outputs["history"] = wh.write(
             "history", spark.createDataFrame(hist, SCHEMAS["history"]), mode="append")
     run.rows["history"] = len(hist)
+
+
+def latest_runs(table: pa.Table, models: list[str]) -> dict[str, str]:
+    """``{model: latest run_id}`` of a vector table read as Arrow (``model``, ``run_id``
+    columns): :func:`moviegraph.similarity.joins.select_runs` without a Spark job (run ids
+    sort by time, so the latest is the largest); only ``models`` when given.
+
+    Raises:
+        InputError: a requested model is not in the table.
+    """
+    from moviegraph.errors import InputError
+
+    found: dict[str, str] = {}
+    for model, run_id in zip(table.column("model").to_pylist(),
+                             table.column("run_id").to_pylist(), strict=True):
+        if model not in found or run_id > found[model]:
+            found[model] = run_id
+    if models:
+        missing = [m for m in models if m not in found]
+        if missing:
+            raise InputError(f"model(s) {', '.join(missing)} not found in embeddings "
+                             f"(available: {', '.join(sorted(found)) or 'none'})")
+        found = {m: found[m] for m in models}
+    return dict(sorted(found.items()))
+
+
+def vectors_from_table(table: pa.Table, model: str, run_id: str, id_column: str
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(ids ascending int64, float32 matrix)`` of one model's run in a vector table
+    read as Arrow: :func:`moviegraph.similarity.joins.vectors_of` of the filtered
+    DataFrame, without a Spark job per model (same checks, same errors).
+
+    Raises:
+        InputError: duplicate ids, null vectors or vectors of different lengths.
+    """
+    import pyarrow.compute as pc
+
+    from moviegraph.errors import InputError
+
+    mask = pc.and_(pc.equal(table.column("model"), model),
+                   pc.equal(table.column("run_id"), run_id))
+    rows = table.filter(mask)
+    ids = rows.column(id_column).to_numpy().astype(np.int64)
+    vec = rows.column("vector").combine_chunks()
+    if vec.null_count:
+        raise InputError(f"{vec.null_count} null vector(s) in the embeddings")
+    lengths = pc.list_value_length(vec).to_numpy(zero_copy_only=False)
+    if ids.size and (lengths.min() != lengths.max() or lengths[0] == 0):
+        raise InputError(f"embedding vectors have lengths {lengths.min()}..{lengths.max()}")
+    dim = int(lengths[0]) if ids.size else 0
+    matrix = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    matrix = matrix.reshape(ids.shape[0], dim)
+    order = np.argsort(ids, kind="stable")
+    ids, matrix = ids[order], matrix[order]
+    if ids.size > 1 and (np.diff(ids) == 0).any():
+        raise InputError(f"duplicate {id_column} in the embeddings")
+    return ids, np.ascontiguousarray(matrix)
