@@ -17,14 +17,37 @@ PIPELINE_TABLES = ("ratings", "movies", "item_counts", "pair_counts", "edges", "
                    "walks", "vocab")
 
 
+# Settings of every platform test's pipeline (seconds per stage): the stages up to walks...
+STAGE_SETTINGS = ("ingest.dataset=path", "spark.shuffle_partitions=2", "spark.progress=false",
+                  "pairs.min_rating=3.5", "edges.min_weight=0",
+                  "walks.num_walks=2", "walks.walk_length=10")
+# ...and the rest of the pipeline. One training thread: skip-gram's threads race
+# (Hogwild), which would make two runs' vectors differ by more than float noise.
+FULL_SETTINGS = (*STAGE_SETTINGS,
+                 "train.models=node2vec,mf", "train.threads=1",
+                 "train.node2vec.dim=16", "train.node2vec.epochs=2",
+                 "train.mf.method=adam", "train.mf.adam.dim=8", "train.mf.adam.epochs=3",
+                 "evaluate.baselines=mostpop,itemknn",
+                 "evaluate.tsne_max_movies=200", "evaluate.tsne_max_iter=300")
+
+
+def sets(*pairs: str) -> list[str]:
+    """``--set`` options for ``pairs`` (``key=value`` each)."""
+    return [arg for pair in pairs for arg in ("--set", pair)]
+
+
 def pipeline_cmd(root: Path, data: Path, *extra: str, master: str = "local[2]") -> list[str]:
-    """``python -m moviegraph pipeline --until walks`` on small settings (seconds per stage)."""
+    """``python -m moviegraph pipeline --until walks`` on :data:`STAGE_SETTINGS`."""
     return [sys.executable, "-m", "moviegraph", "pipeline", "--until", "walks", "--quiet",
-            "--set", f"warehouse.root={root}", "--set", "ingest.dataset=path",
-            "--set", f"ingest.path={data}", "--set", f"spark.master={master}",
-            "--set", "spark.shuffle_partitions=2", "--set", "spark.driver_memory=1g",
-            "--set", "pairs.min_rating=3.5", "--set", "edges.min_weight=0",
-            "--set", "walks.num_walks=2", "--set", "walks.walk_length=10", *extra]
+            *sets(*STAGE_SETTINGS, f"warehouse.root={root}", f"ingest.path={data}",
+                  f"spark.master={master}", "spark.driver_memory=1g"), *extra]
+
+
+def full_pipeline_cmd(root: Path, data: Path) -> list[str]:
+    """``python -m moviegraph pipeline`` (every stage) on :data:`FULL_SETTINGS`, ``local[2]``."""
+    return [sys.executable, "-m", "moviegraph", "pipeline", "--quiet",
+            *sets(*FULL_SETTINGS, f"warehouse.root={root}", f"ingest.path={data}",
+                  "spark.master=local[2]", "spark.driver_memory=2g")]
 
 
 def delta_table(root: Path | str, name: str, version: int | None = None) -> pa.Table:

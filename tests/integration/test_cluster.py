@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +20,12 @@ import pyarrow.compute as pc
 import pytest
 
 from moviegraph.config import PROJECT_ROOT
-from tests.integration.tables_compare import delta_table
+from tests.integration.tables_compare import FULL_SETTINGS, delta_table, sets
 from tests.standalone import StandaloneCluster
 
-# Small settings: a few seconds per stage. One training thread: skip-gram's threads race
-# (Hogwild), which would make the two runs' vectors differ by more than float noise.
-SETTINGS = (
-    "ingest.dataset=path", "spark.shuffle_partitions=2", "spark.progress=false",
-    "pairs.min_rating=3.5", "walks.num_walks=2", "walks.walk_length=10",
-    "train.models=node2vec,mf", "train.threads=1",
-    "train.node2vec.dim=16", "train.node2vec.epochs=2",
-    "train.mf.method=adam", "train.mf.adam.dim=8", "train.mf.adam.epochs=3",
-    "evaluate.baselines=mostpop,itemknn",
-    "evaluate.tsne_max_movies=200", "evaluate.tsne_max_iter=300",
-)
+# Small settings, a few seconds per stage: those of the suite's reference run
+# (tests/integration/conftest.py), which the cluster's tables must equal.
+SETTINGS = FULL_SETTINGS
 
 # Columns that name a run, or when it happened, rather than what it computed.
 RUN_COLUMNS = {"run_id", "created_at", "started_at", "finished_at", "ts_written", "seconds"}
@@ -45,10 +36,6 @@ BOOKKEEPING = {"runs"}
 # Floats equal within this; they come from the same seeds on the same code, but the
 # summation order of a Spark aggregate may follow the partitioning.
 FLOAT_TOLERANCE = 1e-5
-
-
-def _sets(*pairs: str) -> list[str]:
-    return [arg for pair in pairs for arg in ("--set", pair)]
 
 
 def _tables(root: Path) -> list[str]:
@@ -98,19 +85,6 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_run(small_ratings, tmp_path_factory) -> Path:
-    """The reference: the same pipeline with a ``local[2]`` master."""
-    root = tmp_path_factory.mktemp("local") / "warehouse"
-    done = subprocess.run(
-        [sys.executable, "-m", "moviegraph", "pipeline", "--quiet",
-         *_sets(*SETTINGS, f"ingest.path={small_ratings}", f"warehouse.root={root}",
-                "spark.master=local[2]")],
-        capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root
-
-
-@pytest.fixture(scope="module")
 def cluster_run(cluster, small_ratings, tmp_path_factory):
     """``./spark-submit.sh --master spark://... --ship-executor-env pipeline`` from a
     foreign folder; returns the warehouse, the event log folder and the process."""
@@ -122,7 +96,7 @@ def cluster_run(cluster, small_ratings, tmp_path_factory):
         [str(PROJECT_ROOT / "spark-submit.sh"), "--master", cluster.url,
          "--ship-executor-env", "--executor-memory", "1g", "--driver-memory", "2g",
          *_event_log_conf(events), "pipeline", "--quiet",
-         *_sets(*SETTINGS, f"ingest.path={small_ratings}", f"warehouse.root={root.as_uri()}")],
+         *sets(*SETTINGS, f"ingest.path={small_ratings}", f"warehouse.root={root.as_uri()}")],
         capture_output=True, text=True, timeout=1200, cwd=elsewhere)
     assert done.returncode == 0, done.stderr[-3000:]
     return root, events, done
@@ -172,9 +146,16 @@ def test_application_registers_with_the_master_and_runs_on_two_executors(cluster
     added = [e for e in logs[0] if e["Event"] == "SparkListenerExecutorAdded"]
     assert len({e["Executor ID"] for e in added}) >= 2
     assert done.stdout.splitlines()[0].startswith(cluster.url) or cluster.url in done.stdout
+    # spark-submit's --master is the session's master, not conf/local.toml's local[*]:
+    # every stage ran on the cluster, as the runs table records.
+    runs = delta_table(cluster_run[0], "runs").to_pylist()
+    assert runs and all(json.loads(r["notes"])["spark"]["master"] == cluster.url
+                        for r in runs)
+    assert {json.loads(r["notes"])["spark"]["app_id"] for r in runs} == {start["App ID"]}
 
 
-def test_cluster_tables_equal_the_local_run(cluster_run, local_run):
+def test_cluster_tables_equal_the_local_run(cluster_run, reference_pipeline):
+    local_run = reference_pipeline  # the same settings with a local[2] master
     root = Path(cluster_run[0])
     names = _tables(root)
     assert names == _tables(local_run)
@@ -207,7 +188,7 @@ def test_distributed_training_runs_ddp_on_the_executors(cluster, cluster_run, tm
          "--executor-memory", "1g", "--driver-memory", "2g",
          "--conf", f"spark.pyspark.python={PROJECT_ROOT / '.venv' / 'bin' / 'python'}",
          *_event_log_conf(events), "train", "--quiet", "--force",
-         *_sets(*SETTINGS, f"warehouse.root={root.as_uri()}", "train.models=mf",
+         *sets(*SETTINGS, f"warehouse.root={root.as_uri()}", "train.models=mf",
                 "train.distributed=true", "train.num_processes=2")],
         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -52,29 +52,6 @@ def test_job_runs_through_spark_submit_with_the_shipped_zip(spark, tmp_path):
     assert ".zip" in json.loads(run.notes)["package"], "the job imported the source tree"
 
 
-def test_master_given_to_spark_submit_wins_over_the_config(spark, tmp_path):
-    """spark-submit's --master is the session's master, not conf/local.toml's local[*]."""
-    from tests.standalone import StandaloneCluster
-
-    cluster = StandaloneCluster(tmp_path / "cluster", workers=1, memory="1g").start()
-    root = tmp_path / "wh"
-    elsewhere = tmp_path / "cwd"
-    elsewhere.mkdir()
-    try:
-        proc = subprocess.run(
-            [str(PROJECT_ROOT / "spark-submit.sh"), "--master", cluster.url,
-             "--conf", "spark.executor.memory=512m", "--driver-memory", "1g", "ingest",
-             "--quiet", "--set", f"warehouse.root={root}", "--set", "ingest.dataset=path",
-             "--path", str(FIXTURES / "csv")],
-            capture_output=True, text=True, timeout=600, cwd=elsewhere)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        apps = cluster.applications()
-    finally:
-        cluster.stop()
-    from moviegraph.tables import Warehouse
-
-    run = Warehouse(spark, str(root)).read("runs").first()
-    ran_on = json.loads(run.notes)["spark"]
-    assert ran_on["master"] == cluster.url
-    assert ran_on["app_id"] in {a["id"] for a in apps}, apps
-    assert not (elsewhere / "warehouse").exists()
+# That the master given to spark-submit wins over the config's local[*] is shown by
+# test_cluster.py::test_application_registers_with_the_master_and_runs_on_two_executors
+# (its pipeline is submitted with --master spark://..., and every run records that master).
