@@ -201,7 +201,7 @@ def test_tune_lists_hit_rates_equal_the_protocol_on_the_validation_cut():
     """Each grid point's validation HR = evaluate's neighbour_hit_rate of dense numpy lists
     (metric + beta prior + corate co-rating cosine, all counted on train minus the cut)
     with EVALUATION.md's protocol applied to the train rows (its test part = the cut)."""
-    from moviegraph.train.shipped import tune_lists
+    from moviegraph.similarity.list_tuning import tune_lists
 
     r = _ratings(seed=3, users=80, movies=40)
     t = TrainRatings.of(*(r[c].to_numpy() for c in ("user_id", "movie_id", "rating", "ts")))

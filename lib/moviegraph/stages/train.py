@@ -99,7 +99,8 @@ def _fit_scorers(cfg: Config, data: ModelData, trained: list[Trained],
 
     import numpy as np
 
-    from moviegraph.train.shipped import TrainRatings, fit_scorer, fold_in, tune_lists
+    from moviegraph.similarity.list_tuning import tune_lists
+    from moviegraph.train.shipped import TrainRatings, fit_scorer, fold_in
 
     r = data.ratings
     train = TrainRatings.of(r.user_id, r.movie_id, r.rating, r.ts)
