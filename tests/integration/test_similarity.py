@@ -293,6 +293,14 @@ def _dense_reference(scores, ids, k, banned_rows=None):
     return out
 
 
+def _assert_lists_equal(got: dict, ref: dict, ids: np.ndarray) -> None:
+    """Every movie has a list, and each equals the brute-force reference (ids, scores)."""
+    assert got.keys() == set(ids.tolist())
+    for r, (nbrs, sc) in ref.items():
+        assert got[int(ids[r])][0] == nbrs, f"movie {ids[r]}"
+        np.testing.assert_allclose(got[int(ids[r])][1], sc, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
 def test_similar_movies_with_item_term_equal_brute_force(spark, data, term_data, metric):
     vec, term = term_data
@@ -307,10 +315,7 @@ def test_similar_movies_with_item_term_equal_brute_force(spark, data, term_data,
                             item_term=term)
     got = _join_lists(df, "movie_id", "neighbor_id")
     bc.unpersist()
-    assert got.keys() == set(ids.tolist())
-    for r, (nbrs, sc) in ref.items():
-        assert got[int(ids[r])][0] == nbrs, f"movie {ids[r]}"
-        np.testing.assert_allclose(got[int(ids[r])][1], sc, atol=1e-5, rtol=0)
+    _assert_lists_equal(got, ref, ids)
     tied = sum(len(np.unique(sc)) < K for _, sc in ref.values())
     assert tied > N_MOVIES // 2  # the tie case really is one
     # Another partitioning and block size: the same rows.
@@ -421,10 +426,7 @@ def test_similar_movies_with_co_rating_term_equal_brute_force(spark, data, term_
                             item_term=term, co_rating=(movie, user, 0.5))
     got = _join_lists(df, "movie_id", "neighbor_id")
     bc.unpersist()
-    assert got.keys() == set(ids.tolist())
-    for r, (nbrs, sc) in ref.items():
-        assert got[int(ids[r])][0] == nbrs, f"movie {ids[r]}"
-        np.testing.assert_allclose(got[int(ids[r])][1], sc, atol=1e-5, rtol=0)
+    _assert_lists_equal(got, ref, ids)
     tied = sum(len(np.unique(sc)) < K for _, sc in ref.values())
     assert tied > N_MOVIES // 4  # ties survive the term
     # The term changes the lists (else the test would not test it).

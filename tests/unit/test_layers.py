@@ -21,7 +21,7 @@ PACKAGE = PROJECT_ROOT / "lib" / "moviegraph"
 LAYERS: list[tuple[str, ...]] = [
     ("config",),
     ("errors",),
-    ("tables", "deltalog", "fs", "faults"),
+    ("tables", "deltalog", "fs", "faults", "vectors"),
     ("runs", "lock"),
     ("protocol",),
     ("session", "jvm", "sparkargs"),  # infrastructure: the Spark session and its jars

@@ -35,6 +35,7 @@ from moviegraph.similarity.topk import (
     profile_queries,
     unit_rows,
 )
+from moviegraph.vectors import pick_runs, vectors_from_arrow
 
 SIMILAR_SCHEMA = "movie_id int, rank int, neighbor_id int, score float"
 RECOMMEND_SCHEMA = "user_id int, rank int, movie_id int, score float"
@@ -53,14 +54,7 @@ def select_runs(embeddings: DataFrame, models: list[str], run_id: str = "") -> d
         df = df.where(F.col("run_id") == run_id)
     found = {r["model"]: r["run_id"] for r in
              df.groupBy("model").agg(F.max("run_id").alias("run_id")).collect()}
-    if models:
-        missing = [m for m in models if m not in found]
-        if missing:
-            where = f" with run_id {run_id!r}" if run_id else ""
-            raise InputError(f"model(s) {', '.join(missing)} not found in embeddings{where} "
-                             f"(available: {', '.join(sorted(found)) or 'none'})")
-        found = {m: found[m] for m in models}
-    return dict(sorted(found.items()))
+    return pick_runs(found, models, f" with run_id {run_id!r}" if run_id else "")
 
 
 def vectors_of(df: DataFrame, id_col: str) -> tuple[np.ndarray, np.ndarray]:
@@ -69,22 +63,7 @@ def vectors_of(df: DataFrame, id_col: str) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         InputError: duplicate ids, null vectors or vectors of different lengths.
     """
-    table = df.select(id_col, "vector").toArrow()
-    ids = table.column(id_col).to_numpy().astype(np.int64)
-    vec = table.column("vector").combine_chunks()
-    if vec.null_count:
-        raise InputError(f"{vec.null_count} null vector(s) in the embeddings")
-    lengths = pc.list_value_length(vec).to_numpy(zero_copy_only=False)
-    if ids.size and (lengths.min() != lengths.max() or lengths[0] == 0):
-        raise InputError(f"embedding vectors have lengths {lengths.min()}..{lengths.max()}")
-    dim = int(lengths[0]) if ids.size else 0
-    matrix = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    matrix = matrix.reshape(ids.shape[0], dim)
-    order = np.argsort(ids, kind="stable")
-    ids, matrix = ids[order], matrix[order]
-    if ids.size > 1 and (np.diff(ids) == 0).any():
-        raise InputError(f"duplicate {id_col} in the embeddings")
-    return ids, np.ascontiguousarray(matrix)
+    return vectors_from_arrow(df.select(id_col, "vector").toArrow(), id_col)
 
 
 class _SumParam(AccumulatorParam):

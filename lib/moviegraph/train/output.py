@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from moviegraph.runs import StageRun
 from moviegraph.tables import SCHEMAS, Warehouse
+from moviegraph.vectors import pick_runs, vectors_from_arrow
 
 if TYPE_CHECKING:
     from moviegraph.train.models import Trained
@@ -91,20 +92,12 @@ def latest_runs(table: pa.Table, models: list[str]) -> dict[str, str]:
     Raises:
         InputError: a requested model is not in the table.
     """
-    from moviegraph.errors import InputError
-
     found: dict[str, str] = {}
     for model, run_id in zip(table.column("model").to_pylist(),
                              table.column("run_id").to_pylist(), strict=True):
         if model not in found or run_id > found[model]:
             found[model] = run_id
-    if models:
-        missing = [m for m in models if m not in found]
-        if missing:
-            raise InputError(f"model(s) {', '.join(missing)} not found in embeddings "
-                             f"(available: {', '.join(sorted(found)) or 'none'})")
-        found = {m: found[m] for m in models}
-    return dict(sorted(found.items()))
+    return pick_runs(found, models)
 
 
 def vectors_from_table(table: pa.Table, model: str, run_id: str, id_column: str
@@ -118,23 +111,6 @@ def vectors_from_table(table: pa.Table, model: str, run_id: str, id_column: str
     """
     import pyarrow.compute as pc
 
-    from moviegraph.errors import InputError
-
     mask = pc.and_(pc.equal(table.column("model"), model),
                    pc.equal(table.column("run_id"), run_id))
-    rows = table.filter(mask)
-    ids = rows.column(id_column).to_numpy().astype(np.int64)
-    vec = rows.column("vector").combine_chunks()
-    if vec.null_count:
-        raise InputError(f"{vec.null_count} null vector(s) in the embeddings")
-    lengths = pc.list_value_length(vec).to_numpy(zero_copy_only=False)
-    if ids.size and (lengths.min() != lengths.max() or lengths[0] == 0):
-        raise InputError(f"embedding vectors have lengths {lengths.min()}..{lengths.max()}")
-    dim = int(lengths[0]) if ids.size else 0
-    matrix = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    matrix = matrix.reshape(ids.shape[0], dim)
-    order = np.argsort(ids, kind="stable")
-    ids, matrix = ids[order], matrix[order]
-    if ids.size > 1 and (np.diff(ids) == 0).any():
-        raise InputError(f"duplicate {id_column} in the embeddings")
-    return ids, np.ascontiguousarray(matrix)
+    return vectors_from_arrow(table.filter(mask), id_column)
