@@ -273,7 +273,7 @@ class EvaluateConfig:
     tsne_max_movies: int = _param(2000, "The map shows at most this many movies (the most "
                                         "rated), so t-SNE stays quick on large catalogues.",
                                   ge=10)
-    tsne_max_iter: int = _param(1000, "t-SNE iterations (the first 250 are the early "
+    tsne_max_iter: int = _param(500, "t-SNE iterations (the first 250 are the early "
                                       "exaggeration phase: allow several hundred more).",
                                 ge=300)
     seed: int = _param(0, "Seed of random baselines and scorers.", ge=0)

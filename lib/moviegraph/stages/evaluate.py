@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -148,6 +149,10 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     runs_rows = _runs(wh)
     train_notes = _train_notes(runs_rows, set(runs.values()))
     similar = _similar_run(runs_rows, runs, out)
+    # gensim trains on its own thread (its Cython loop releases the GIL) while the models,
+    # the other baselines and the map are scored here: the stage waits for the longer of
+    # the two, not their sum. One gensim worker keeps its vectors the same run to run.
+    gensim = _start_gensim(out, cfg, wh) if "gensim" in baselines else None
     sims = wh.read_arrow("similar_movies", ["model", "metric", "movie_id", "rank",
                                             "neighbor_id", "score"])
     recs = wh.read_arrow("recommendations", ["model", "user_id", "rank", "movie_id"])
@@ -209,21 +214,24 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
         out.notes["node2vec ranking"] = ("pairs.ratings is not ranking_train: the graph saw "
                                          "the test ratings, node2vec's Recall/NDCG leak")
 
-    if "gensim" in baselines:
-        _gensim_baseline(out, cfg, wh, d, k)
     pr.evaluate_baselines(out, d, k, baselines, ec.ease_lambdas, ec.max_dense_items)
     _landmarks(out, shipped_lists, d, titles)
     t0 = time.perf_counter()
     for p, q in fidelity:
         pr.walk_fidelity(out, p, q, cfg.walks.seed)
     out.timed("walk fidelity", t0)
+    t0 = time.perf_counter()
+    tsne = _tsne_map(cfg, runs, cosine_vectors, d, titles)
+    out.timed("map", t0)
+    if gensim is not None:
+        _gensim_scores(out, gensim, d, k)
 
     run.outputs["metrics"] = write_metrics(spark, wh, run.run_id, out.rows)
     run.rows["metrics"] = len(out.rows)
 
     t0 = time.perf_counter()
     data = build_report_data(cfg, wh, run.run_id, runs, out, d, titles, cosine_vectors,
-                             shipped_lists)
+                             shipped_lists, tsne)
     path = rp.write_report(rp.render_report(data), wh.output_uri(cfg.evaluate.report_dir),
                            run.run_id, fs.Storage(spark))
     out.timed("report", t0)
@@ -233,27 +241,45 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     return summary(out.rows, runs, k, path, out.notes, time.perf_counter() - t_start)
 
 
-def _gensim_baseline(out: pr.Collector, cfg: Config, wh: Warehouse, d: EvalData,
-                     k: int) -> None:
-    """gensim skip-gram on the walks table with the node2vec trainer's settings."""
+def _start_gensim(out: pr.Collector, cfg: Config, wh: Warehouse
+                  ) -> Future[tuple[np.ndarray, np.ndarray, float]] | None:
+    """gensim skip-gram on the walks table with the node2vec trainer's settings, started
+    on a thread of its own; None (and a note) when gensim or the walks are missing."""
     try:
         import gensim  # noqa: F401
     except ImportError:
         out.notes["baseline:gensim"] = "skipped: gensim is not installed (a dev dependency)"
-        return
+        return None
     walks = _walks(wh)
     if walks is None:
         out.notes["baseline:gensim"] = "skipped: no walks table"
-        return
+        return None
     # The node2vec trainer's own settings, so the two skip-grams are comparable.
     s = replace(cfg.train.node2vec, seed=cfg.train.seed)
+
+    def train() -> tuple[np.ndarray, np.ndarray, float]:
+        t0 = time.perf_counter()
+        ids, vec = pr.gensim_vectors(walks, s)
+        return ids, vec, time.perf_counter() - t0
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gensim")
+    try:
+        return pool.submit(train)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+
+def _gensim_scores(out: pr.Collector, job: Future[tuple[np.ndarray, np.ndarray, float]],
+                   d: EvalData, k: int) -> None:
+    """Wait for the gensim thread and score its vectors like the random baseline."""
     t0 = time.perf_counter()
-    ids, vec = pr.gensim_vectors(walks, s)
+    ids, vec, seconds = job.result()
     vectors, has = align(ids, vec, d.movie_ids)
     out.ranking("baseline:gensim", "cosine", mt.item_embedding_scores(vectors, d.train), d, k)
     pr.list_metrics(out, "baseline:gensim", ev_lists.vector_lists(vectors, has & d.in_train,
                                                                   k), d, k)
-    out.timed("baseline:gensim", t0)
+    # Its training seconds (on its own thread) plus the scoring here.
+    out.timed("baseline:gensim", t0 - seconds)
 
 
 def _similar_run(runs_rows: list[dict[str, Any]], runs: dict[str, str], out: pr.Collector
@@ -337,9 +363,9 @@ def build_report_data(cfg: Config, wh: Warehouse, run_id: str, runs: dict[str, s
                       out: pr.Collector, d: EvalData, titles: list[str],
                       cosine_vectors: dict[str, tuple[np.ndarray, np.ndarray]],
                       shipped_lists: dict[str, tuple[str, np.ndarray, np.ndarray]]
-                      | None = None) -> rp.ReportData:
-    """Gather the report's tables and chart data (t-SNE of the main model included); the
-    query movies' neighbours are the rows of ``similar_movies`` (``shipped_lists``)."""
+                      | None = None, tsne: rp.MapPoints | None = None) -> rp.ReportData:
+    """Gather the report's tables and chart data (``tsne``: the map of :func:`_tsne_map`);
+    the query movies' neighbours are the rows of ``similar_movies`` (``shipped_lists``)."""
     ec = cfg.evaluate
     pop = d.popularity
     neighbours, norms = [], {}
@@ -349,17 +375,6 @@ def build_report_data(cfg: Config, wh: Warehouse, run_id: str, runs: dict[str, s
         idx = np.flatnonzero(has)
         norms[model] = rp.NormPoints(pop[idx].astype(float), np.linalg.norm(vec[idx], axis=1),
                                      [titles[i] for i in idx])
-    main = ec.main_model or next((m for m in MAIN_MODEL_ORDER if m in runs), next(iter(runs)))
-    tsne = None
-    if main in cosine_vectors:
-        vec, has = cosine_vectors[main]
-        idx = np.flatnonzero(has)
-        idx = idx[np.argsort(-pop[idx], kind="stable")[: ec.tsne_max_movies]]
-        idx.sort()
-        if idx.size >= 3:
-            xy = rdata.tsne_map(vec[idx], ec.tsne_seed, ec.tsne_perplexity, ec.tsne_max_iter)
-            tsne = rp.MapPoints(main, xy, rdata.primary_genre(d.genres[idx]), d.genre_names,
-                                [titles[i] for i in idx])
     settings = {"k": ec.k, "baselines": ",".join(ec.baselines), "walks.p": cfg.walks.p,
                 "walks.q": cfg.walks.q, "pairs.ratings": cfg.pairs.ratings,
                 "users": d.n_users, "movies": d.n_items, "ratings": int(d.u.shape[0])}
@@ -368,6 +383,26 @@ def build_report_data(cfg: Config, wh: Warehouse, run_id: str, runs: dict[str, s
         metrics=out.rows, models=runs, notes=out.notes, settings=settings,
         graph=_graph(wh), curves=_curves(wh, runs), neighbours=neighbours, norms=norms,
         tsne=tsne)
+
+
+def _tsne_map(cfg: Config, runs: dict[str, str],
+              cosine_vectors: dict[str, tuple[np.ndarray, np.ndarray]], d: EvalData,
+              titles: list[str]) -> rp.MapPoints | None:
+    """The report's 2-D t-SNE map of the main model's most rated movies (None without
+    the model or with fewer than 3 movies)."""
+    ec = cfg.evaluate
+    main = ec.main_model or next((m for m in MAIN_MODEL_ORDER if m in runs), next(iter(runs)))
+    if main not in cosine_vectors:
+        return None
+    vec, has = cosine_vectors[main]
+    idx = np.flatnonzero(has)
+    idx = idx[np.argsort(-d.popularity[idx], kind="stable")[: ec.tsne_max_movies]]
+    idx.sort()
+    if idx.size < 3:
+        return None
+    xy = rdata.tsne_map(vec[idx], ec.tsne_seed, ec.tsne_perplexity, ec.tsne_max_iter)
+    return rp.MapPoints(main, xy, rdata.primary_genre(d.genres[idx]), d.genre_names,
+                        [titles[i] for i in idx])
 
 
 def summary(rows: list[pr.MetricRow], runs: dict[str, str], k: int, path: str,
