@@ -2,7 +2,9 @@
 HTML report, and the report rendered by headless Chromium.
 
 One small pipeline for the module (ingest -> pairs -> edges -> walks -> train -> evaluate,
-through ``run_stage`` so the stage wiring is exercised), small models and few walks.
+through ``run_stage`` so the stage wiring is exercised), small models and few walks, on
+the ratings of ML-100K's users 1..500 (the whole catalogue): every check below recomputes
+from those same files, and half the users halve the pipeline's work.
 """
 
 from __future__ import annotations
@@ -24,8 +26,24 @@ MODELS = ("node2vec", "cbow", "mf", "softmax", "edlae")
 BASELINES = ("mostpop", "itemknn", "cocount", "ease", "gensim", "biases", "random")
 
 
+#: Users kept from ML-100K (ids 1..USERS).
+USERS = 500
+
+
 @pytest.fixture(scope="module")
-def evaluated(spark, ml100k_dir, tmp_path_factory):
+def ml100k_part(ml100k_dir, tmp_path_factory):
+    """A RecBole-format folder with ML-100K's catalogue and the ratings of users 1..USERS,
+    lines in their original order."""
+    folder = tmp_path_factory.mktemp("ml100k-part")
+    lines = (ml100k_dir / "ml-100k.inter").read_text().splitlines(keepends=True)
+    kept = [line for line in lines[1:] if int(line.split("\t", 1)[0]) <= USERS]
+    (folder / "ml-100k.inter").write_text(lines[0] + "".join(kept))
+    (folder / "ml-100k.item").write_bytes((ml100k_dir / "ml-100k.item").read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def evaluated(spark, ml100k_part, tmp_path_factory):
     """A warehouse after the whole pipeline, the evaluate run id and its config."""
     from moviegraph.pipeline import run_stage
     from moviegraph.tables import Warehouse
@@ -33,7 +51,7 @@ def evaluated(spark, ml100k_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("evaluate")
     wh = Warehouse(spark, str(tmp / "warehouse"))
     cfg = config.load([], [
-        f"warehouse.root={wh.root}", "ingest.dataset=path", f"ingest.path={ml100k_dir}",
+        f"warehouse.root={wh.root}", "ingest.dataset=path", f"ingest.path={ml100k_part}",
         "spark.progress=false", "walks.num_walks=3", "walks.walk_length=20",
         "train.models=node2vec,cbow,mf,softmax,edlae", f"train.checkpoint_dir={tmp / 'ckpt'}",
         "train.threads=1", "train.node2vec.dim=16", "train.node2vec.epochs=2",
@@ -113,11 +131,12 @@ def _has_gensim() -> bool:
     return True
 
 
-def test_mostpop_recall_matches_a_plain_recomputation(evaluated, ml100k_dir):
+def test_mostpop_recall_matches_a_plain_recomputation(evaluated, ml100k_part):
     wh, run_id, _, _ = evaluated
-    r = pd.read_csv(ml100k_dir / "ml-100k.inter", sep="\t")
+    r = pd.read_csv(ml100k_part / "ml-100k.inter", sep="\t")
     r.columns = ["user_id", "movie_id", "rating", "ts"]
-    catalogue = sorted(pd.read_csv(ml100k_dir / "ml-100k.item", sep="\t").iloc[:, 0])
+    assert r.user_id.nunique() == USERS
+    catalogue = sorted(pd.read_csv(ml100k_part / "ml-100k.item", sep="\t").iloc[:, 0])
     r = r.sort_values(["user_id", "ts", "movie_id"])
     from_end = r.groupby("user_id").cumcount(ascending=False)
     n = r.groupby("user_id")["movie_id"].transform("size")
@@ -141,9 +160,9 @@ def test_mostpop_recall_matches_a_plain_recomputation(evaluated, ml100k_dir):
     assert m[("baseline:mostpop", "users@20")] == len(recalls)
 
 
-def _pandas_split(ml100k_dir):
+def _pandas_split(folder):
     """Train / test of the ranking split and each user's query movie, in pandas."""
-    r = pd.read_csv(ml100k_dir / "ml-100k.inter", sep="\t")
+    r = pd.read_csv(folder / "ml-100k.inter", sep="\t")
     r.columns = ["user_id", "movie_id", "rating", "ts"]
     r = r.sort_values(["user_id", "ts", "movie_id"])
     from_end = r.groupby("user_id").cumcount(ascending=False)
@@ -157,11 +176,11 @@ def _pandas_split(ml100k_dir):
     return query, relevant, seen
 
 
-def test_table_scores_equal_a_pandas_recomputation(evaluated, ml100k_dir):
+def test_table_scores_equal_a_pandas_recomputation(evaluated, ml100k_part):
     """The evaluate stage's neighbour HR@20 / Recall@20 of each model's similar_movies and
     Recall@20 of its recommendations equal a plain pandas recomputation from the tables."""
     wh, run_id, _, _ = evaluated
-    query, relevant, seen = _pandas_split(ml100k_dir)
+    query, relevant, seen = _pandas_split(ml100k_part)
     sims = wh.read("similar_movies").toPandas()
     recs = wh.read("recommendations").toPandas()
     m = _metrics(wh, run_id)
