@@ -75,7 +75,7 @@ def _metrics(wh, run_id) -> dict[tuple[str, str], float]:
 
 
 def test_metrics_rows_for_every_model_and_baseline(evaluated):
-    wh, run_id, _, _ = evaluated
+    wh, run_id, cfg, _ = evaluated
     m = _metrics(wh, run_id)
     models = {k[0] for k in m}
     for model in MODELS:
@@ -113,8 +113,9 @@ def test_metrics_rows_for_every_model_and_baseline(evaluated):
     notes = json.loads(wh.read("runs").where(f"run_id = '{run_id}' AND stage = 'train'")
                        .first()["notes"])
     assert mf == pytest.approx(notes["models"]["mf"]["test_rmse"], abs=1e-4)
-    # Walk fidelity for the configured (1, 1) and the extra (0.25, 4).
-    for tag in ("[p=1,q=1]", "[p=0.25,q=4]"):
+    # Walk fidelity for the configured (walks.p, walks.q) and the extra (0.25, 4).
+    configured = f"[p={cfg.walks.p:g},q={cfg.walks.q:g}]"
+    for tag in (configured, "[p=0.25,q=4]"):
         assert m[("walks", f"dof{tag}")] > 100
         assert m[("walks", f"p_value{tag}")] > 1e-4
     assert all(math.isfinite(v) for v in m.values())

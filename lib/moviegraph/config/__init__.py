@@ -159,7 +159,9 @@ class EdgesConfig:
     min_weight: float = _param(0.0, "Edges with a weight (cosine, or pmi * pair_count) "
                                      "below this are dropped.")
     min_count: int = _param(1, "Pairs co-rated by fewer users than this make no edge.", ge=1)
-    top_k: int = _param(15, "Keep an edge only when it is among the top_k strongest edges "
+    # 10 (was 15): node2vec's validation neighbour HR@20 (issue 14,
+    # benchmarks/tune_node2vec.py: temporal validation cut of train, never the test part).
+    top_k: int = _param(10, "Keep an edge only when it is among the top_k strongest edges "
                             "(by edges.weighting) of either endpoint (a k-NN graph); 0 = "
                             "keep all.", ge=0)
 
@@ -169,7 +171,9 @@ class WalksConfig:
     num_walks: int = _param(10, "Walks started at every node.", ge=1)
     walk_length: int = _param(80, "Nodes per walk, the start included.", ge=2)
     p: float = _param(1.0, "Return parameter: weight of stepping back is w/p.", gt=0.0)
-    q: float = _param(1.0, "In-out parameter: weight of moving away is w/q.", gt=0.0)
+    # 2 (was 1; walks stay closer to the start, BFS-like): chosen with edges.top_k = 10 by
+    # node2vec's validation neighbour HR@20 (issue 14, benchmarks/tune_node2vec.py).
+    q: float = _param(2.0, "In-out parameter: weight of moving away is w/q.", gt=0.0)
     seed: int = _param(1234, "Global seed; walk (start, round) streams derive from it.",
                        ge=0)
     directed: bool = _param(False, "Treat edges as directed (src -> dst only).")
