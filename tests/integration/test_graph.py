@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections import Counter, defaultdict
@@ -38,11 +39,15 @@ def _write_ratings(spark, wh, rows):
 
 def _ratings(wh):
     t = wh.read("ratings").select("user_id", "movie_id", "rating").toArrow()
-    return list(zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True))
+    return tuple(zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True))
 
 
-def reference(rows, min_rating, min_weight):
-    """The recipe, plainly: kept ratings, pair and item counts, PMI, weight, threshold."""
+@functools.lru_cache(maxsize=2)
+def _reference_counts(rows: tuple, min_rating: float) -> tuple[Counter, Counter]:
+    """Item and pair counts of the kept ratings, by plain loops.
+
+    Cached: on ml-100k the pair loop is the slow part of the module, and three tests ask
+    for the same (rows, min_rating); callers only read the counters."""
     by_user = defaultdict(set)
     for user, movie, rating in rows:
         if rating >= min_rating:
@@ -53,6 +58,12 @@ def reference(rows, min_rating, min_weight):
             item[m] += 1
         for x, y in itertools.combinations(sorted(movies), 2):
             pair[(x, y)] += 1
+    return item, pair
+
+
+def reference(rows, min_rating, min_weight):
+    """The recipe, plainly: kept ratings, pair and item counts, PMI, weight, threshold."""
+    item, pair = _reference_counts(tuple(rows), min_rating)
     d = math.log(sum(item.values()))
     edges = {}
     for (x, y), n in pair.items():

@@ -90,7 +90,9 @@ KILLED_WRITER = textwrap.dedent("""
         "cast(4.0 as float) as rating", "id as ts")
     wh.write("ratings", ratings)
     print("VERSION0", flush=True)
-    slow = F.udf(lambda x: (time.sleep(0.05), x)[1], "long")
+    # 2 ms a row: a 2,000-row task takes ~4 s, so data files appear within seconds
+    # while the 50-task write still has most of its tasks (~100 s) to go when killed.
+    slow = F.udf(lambda x: (time.sleep(0.002), x)[1], "long")
     big = spark.range(0, 100000, 1, 50).selectExpr(
         "cast(id as int) as user_id", "cast(id as int) as movie_id",
         "cast(1.0 as float) as rating", "id as ts").withColumn("ts", slow("ts"))
