@@ -79,7 +79,9 @@ def test_min_count_and_top_k_match_references(spark, warehouse):
     warehouse.write("ratings", df)
     _run(spark, warehouse, run_pairs, "pairs.min_rating=1")
 
-    base = _run(spark, warehouse, run_edges, "edges.min_weight=0", "edges.min_count=3")
+    # No top-k cut here (the default cuts at edges.top_k): the count floor alone.
+    base = _run(spark, warehouse, run_edges, "edges.min_weight=0", "edges.min_count=3",
+                "edges.top_k=0")
     full = _edges(warehouse, base.outputs["edges"])
     ref = _counts_reference(rows, 0.0, 3)
     assert {k: n for k, (_, n) in full.items()} == ref
