@@ -24,7 +24,8 @@ SMALL = {
     "node2vec.dim": 8, "node2vec.epochs": 2, "node2vec.batch_walks": 64,
     "cbow.dim": 8, "cbow.epochs": 2, "cbow.batch_sentences": 64, "cbow.loss": "negative",
     # mf: the Adam path (checkpoints, resume and DDP are tested here; BPMF in unit tests).
-    "models": "node2vec,cbow,mf",  # edlae (closed form) is covered by its unit tests
+    # edlae (closed form) is covered by its unit tests; blend = node2vec + cbow
+    "models": "node2vec,cbow,mf,blend",
     "mf.method": "adam", "mf.adam.dim": 16, "mf.adam.epochs": 3, "mf.biases": "append",
     "threads": 1,  # tiny models: threads only add overhead, the more so on a busy machine
 }
@@ -112,7 +113,7 @@ def reference(spark, wh, tmp_path_factory):
 
 def test_each_model_writes_vectors_with_the_right_ids(wh, ratings_df, reference):
     emb, users, row = reference["emb"], reference["users"], reference["run"]
-    assert set(emb) == {"node2vec", "cbow", "mf"}
+    assert set(emb) == {"node2vec", "cbow", "mf", "blend"}
     assert set(users) == {"mf"}
 
     # cbow: the movies of the ranking split's train part (per user, by (ts, movie id),
@@ -133,7 +134,23 @@ def test_each_model_writes_vectors_with_the_right_ids(wh, ratings_df, reference)
     assert set(emb["mf"]["movie_id"]) == set(train["movie_id"])
     assert set(users["mf"]["user_id"]) == set(train["user_id"])
 
-    dims = {"node2vec": 8, "cbow": 8, "mf": 16 + 2}  # mf: biases appended
+    # blend: its dot products are 0.75 node2vec cosine + 0.25 cbow cosine of the vectors
+    # written beside it (node2vec's with the fold-in), over the union of their movies.
+    def unit(df: pd.DataFrame) -> np.ndarray:
+        v = stacked(df).astype(np.float64)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    assert set(emb["blend"]["movie_id"]) == n2v | set(emb["cbow"]["movie_id"])
+    both = sorted(n2v & set(emb["cbow"]["movie_id"]))
+    pick = {m: unit(emb[m].set_index("movie_id").loc[both].reset_index())
+            for m in ("node2vec", "cbow")}
+    b = stacked(emb["blend"].set_index("movie_id").loc[both].reset_index()).astype(np.float64)
+    want = 0.75 * pick["node2vec"] @ pick["node2vec"].T + 0.25 * pick["cbow"] @ pick["cbow"].T
+    np.testing.assert_allclose(b @ b.T, want, atol=1e-5)
+    assert json.loads(row["notes"])["models"]["blend"]["parts"] == {"node2vec": 0.75,
+                                                                   "cbow": 0.25}
+
+    dims = {"node2vec": 8, "cbow": 8, "mf": 16 + 2, "blend": 16}  # mf: biases appended
     for model, df in emb.items():
         assert df["movie_id"].is_unique
         assert stacked(df).shape == (len(df), dims[model])
@@ -182,7 +199,7 @@ def test_rerun_with_the_same_seed_gives_identical_vectors(spark, wh, reference, 
     # The embeddings table holds one run per model: the latest replaced the reference's.
     models_runs = wh.read("embeddings").select("model", "run_id").distinct().collect()
     assert {(r["model"], r["run_id"]) for r in models_runs} == {
-        (m, run.run_id) for m in ("node2vec", "cbow", "mf")}
+        (m, run.run_id) for m in ("node2vec", "cbow", "mf", "blend")}
 
 
 def test_resume_after_a_crash_equals_the_uninterrupted_run(spark, wh, reference, tmp_path,

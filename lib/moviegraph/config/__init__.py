@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from moviegraph.config.models import (
+    BlendConfig,
     BPMFConfig,
     CBOWConfig,
     EDLAEConfig,
@@ -37,16 +38,16 @@ from moviegraph.config.models import (
 from moviegraph.config.params import ConfigError, is_setting
 from moviegraph.config.params import param as _param
 
-__all__ = ["BPMFConfig", "CBOWConfig", "Config", "ConfigError", "EDLAEConfig", "MFConfig",
-           "MFSettings", "ScorerConfig", "ScorersConfig", "SkipGramConfig", "SoftmaxConfig",
-           "apply", "describe", "load", "render_default_toml"]
+__all__ = ["BPMFConfig", "BlendConfig", "CBOWConfig", "Config", "ConfigError", "EDLAEConfig",
+           "MFConfig", "MFSettings", "ScorerConfig", "ScorersConfig", "SkipGramConfig",
+           "SoftmaxConfig", "apply", "describe", "load", "render_default_toml"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 #: The models ``train`` can fit, in training order: one settings section each in
 #: :class:`TrainConfig` below (a test keeps these, the sections and the train stage's model
 #: registry equal).
-MODELS = ("node2vec", "cbow", "mf", "softmax", "edlae")
+MODELS = ("node2vec", "cbow", "mf", "softmax", "edlae", "blend")
 #: The evaluate stage's baselines.
 BASELINES = ("mostpop", "itemknn", "cocount", "ease", "gensim", "biases", "random")
 
@@ -190,10 +191,11 @@ class WalksConfig:
 class TrainConfig:
     models: list[str] = _param(
         ["node2vec", "cbow", "mf", "edlae"],
-        "Models to train (in the order node2vec, cbow, mf, softmax, edlae whatever the order "
-        "given): node2vec (skip-gram on walks), cbow (users' histories), mf (biased matrix "
-        "factorisation), softmax (retrieval model: user tower, softmax over movies), edlae "
-        "(low-rank linear autoencoder in closed form; the best ranker on ml-100k). Each "
+        "Models to train (in the order node2vec, cbow, mf, softmax, edlae, blend whatever the "
+        "order given): node2vec (skip-gram on walks), cbow (users' histories), mf (biased "
+        "matrix factorisation), softmax (retrieval model: user tower, softmax over movies), "
+        "edlae (low-rank linear autoencoder in closed form; the best ranker on ml-100k), "
+        "blend (opt-in: the weighted cosine of the [train.blend] models). Each "
         "model's settings are the section [train.<model>].", choices=MODELS, nonempty=True)
     seed: int = _param(42, "Seed of every model's initialisation and random draws.", ge=0)
     device: str = _param("auto", "auto = CUDA when present, else CPU; cuda falls back to CPU "
@@ -218,7 +220,17 @@ class TrainConfig:
     mf: MFSettings = field(default_factory=MFSettings)
     softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
     edlae: EDLAEConfig = field(default_factory=EDLAEConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
     scorers: ScorersConfig = field(default_factory=ScorersConfig)
+
+    def __post_init__(self) -> None:
+        if "blend" in self.models:
+            missing = [m for m in self.blend.models if m not in self.models]
+            if missing:
+                raise ConfigError(
+                    f"models includes blend but not its part(s) {', '.join(missing)} "
+                    f"(train.blend.models = {self.blend.models}): add them to "
+                    "train.models or drop blend")
 
 
 @dataclass
@@ -271,7 +283,7 @@ class EvaluateConfig:
                                         "latest.html): a URI, or a path (relative: beside "
                                         "the warehouse root).")
     main_model: str = _param("", "Model of the 2-D map and first in the report; empty = the "
-                                 "first of node2vec, mf, softmax, cbow present.")
+                                 "first of blend, node2vec, mf, softmax, cbow present.")
     tsne_seed: int = _param(0, "Seed of the t-SNE map.", ge=0)
     tsne_perplexity: float = _param(30.0, "t-SNE perplexity.", gt=0.0)
     tsne_max_movies: int = _param(2000, "The map shows at most this many movies (the most "
@@ -339,8 +351,8 @@ class NeighboursConfig:
     """The ``neighbours`` job: one movie's rows of ``similar_movies``, printed."""
 
     movie: str = _param("", "Movie title (matched forgivingly) or movie id.")
-    model: str = _param("", "Model whose lists to print; empty = node2vec when present, "
-                            "else the first model in the table.", choices=("", *MODELS))
+    model: str = _param("", "Model whose lists to print; empty = blend when present, else "
+                            "node2vec, else the first model in the table.", choices=("", *MODELS))
     k: int = _param(10, "Neighbours to print.", ge=1)
     metric: str = _param("", "Metric of the lists; empty = the model's (first) one.",
                          choices=("", "cosine", "dot"))

@@ -116,6 +116,31 @@ class CBOWConfig:
 
 
 @dataclass
+class BlendConfig:
+    """blend (opt-in, add it to train.models): other models' unit movie vectors side by
+    side, each scaled by the square root of its weight, so its cosine is the weighted sum
+    of theirs. Built by the train stage from its parts once they are fitted (no training
+    of its own)."""
+
+    models: list[str] = param(["node2vec", "cbow"], "Models blended (each must be in "
+                                                   "train.models).",
+                              choices=("node2vec", "cbow", "mf", "softmax", "edlae"),
+                              nonempty=True)
+    weights: list[float] = param([0.75, 0.25], "Weight of each model's cosine, in the order "
+                                              "of `models` (normalised to sum 1). Chosen "
+                                              "on ml-100k's temporal validation cut.",
+                                 gt=0.0, nonempty=True)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if len(self.weights) != len(self.models):
+            raise ConfigError(f"weights has {len(self.weights)} value(s) for "
+                              f"{len(self.models)} model(s)")
+        if len(set(self.models)) != len(self.models):
+            raise ConfigError(f"models = {self.models}: a model is named twice")
+
+
+@dataclass
 class BPMFConfig:
     """mf with method = bpmf: Bayesian biased MF by Gibbs sampling (prediction = posterior
     average)."""
@@ -361,3 +386,8 @@ class ScorersConfig:
     edlae: ScorerConfig = _scorer(list_prior="recent", list_beta=0.2, list_corate=2.0,
                                   recommend_by="user_vectors", half_life=10.0,
                                   fold_in=False)
+    # Weights and list settings: the best mean validation HR@20 over seeds 42-46
+    # (CHANGELOG.md); the recommendation settings are node2vec's, the main part's.
+    blend: ScorerConfig = _scorer(list_prior="recent", list_beta=0.25, list_corate=0.5,
+                                  half_life=3.0, recommend_prior="recent",
+                                  recommend_beta=0.075, fold_in=False)

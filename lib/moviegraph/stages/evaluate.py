@@ -46,7 +46,7 @@ from moviegraph.train.data import padded_lists, read_ratings
 from moviegraph.train.output import latest_runs, vectors_from_table
 
 #: Preferred main model of the report (first present wins) when evaluate.main_model is empty.
-MAIN_MODEL_ORDER = ("node2vec", "mf", "softmax", "cbow")
+MAIN_MODEL_ORDER = ("blend", "node2vec", "mf", "softmax", "cbow")
 
 
 def fidelity_settings(cfg: Config) -> list[tuple[float, float]]:

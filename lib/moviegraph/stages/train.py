@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from moviegraph.train.checkpoints import CheckpointStore
     from moviegraph.train.models import Model, ModelData, Trained
-    from moviegraph.train.shipped import FittedScorer
+    from moviegraph.train.shipped import FittedScorer, TrainRatings
 
 
 def input_tables(cfg: Config) -> tuple[str, ...]:
@@ -73,13 +73,19 @@ def _train_all(cfg: Config, wh: Warehouse, run: StageRun) -> str:
              + (f", DDP x{tc.num_processes}" if tc.distributed else "")]
     try:
         for model in models:
-            lines.append(_fit_one(model, cfg, data, device, store, versions, trained,
-                                  per_model))
+            if not model.combined:
+                lines.append(_fit_one(model, cfg, data, device, store, versions, trained,
+                                      per_model))
     finally:
         store.close()
     run.notes["device"] = str(device)
     run.notes["checkpoints"] = store.uri
     scorers = _fit_scorers(cfg, data, trained, per_model)
+    if any(m.combined for m in models):
+        blend = trained[-1]
+        parts = " + ".join(f"{m} {w:g}" for m, w in blend.notes["parts"].items())
+        lines.append(f"  {blend.model:<9} {len(blend.movie_ids):>7,} movies x "
+                     f"{blend.vectors.shape[1]}, cosine of {parts}, {blend.seconds:.1f}s")
     write_outputs(wh, run, trained, scorers)
     lines.append(f"  wrote embeddings v{run.outputs['embeddings']}"
                  + (f", user_embeddings v{run.outputs['user_embeddings']}"
@@ -94,37 +100,53 @@ def _fit_scorers(cfg: Config, data: ModelData, trained: list[Trained],
                  per_model: dict[str, Any]) -> list[FittedScorer]:
     """Each model's shipped scorer (:mod:`moviegraph.train.shipped`), fitted on the ranking
     split's train part; item-only models first get fold-in vectors for the train movies
-    outside their vocabulary (``[train.scorers.<model>] fold_in``)."""
+    outside their vocabulary (``[train.scorers.<model>] fold_in``). The ``blend`` (when
+    chosen) is then built from its folded-in parts and appended to ``trained``."""
+    from moviegraph.train.models import blend_of
+    from moviegraph.train.shipped import TrainRatings
+
+    r = data.ratings
+    train = TrainRatings.of(r.user_id, r.movie_id, r.rating, r.ts)
+    out = [_fit_scorer(t, cfg, train, per_model) for t in trained]
+    if "blend" in cfg.train.models:
+        blend = blend_of(trained, cfg)
+        trained.append(blend)
+        per_model[blend.model] = {"seconds": round(blend.seconds, 3),
+                                  "dim": blend.vectors.shape[1],
+                                  "movies": len(blend.movie_ids), **blend.notes}
+        out.append(_fit_scorer(blend, cfg, train, per_model))
+    return out
+
+
+def _fit_scorer(t: Trained, cfg: Config, train: TrainRatings,
+                per_model: dict[str, Any]) -> FittedScorer:
+    """The shipped scorer of one fitted model (folding its vectors in first when its
+    scorer says so; ``t`` is updated in place)."""
     import dataclasses
 
     import numpy as np
 
     from moviegraph.similarity.list_tuning import tune_lists
-    from moviegraph.train.shipped import TrainRatings, fit_scorer, fold_in
+    from moviegraph.train.shipped import fit_scorer, fold_in
 
-    r = data.ratings
-    train = TrainRatings.of(r.user_id, r.movie_id, r.rating, r.ts)
-    out = []
-    for t in trained:
-        sc = getattr(cfg.train.scorers, t.model)
-        if sc.fold_in and t.user_ids is None:
-            ids, vectors, added = fold_in(t.movie_ids, t.vectors, train)
-            t.movie_ids, t.vectors = ids.astype(np.int32), vectors
-            per_model[t.model]["folded_in"] = added
-            per_model[t.model]["movies"] = len(ids)
-        bias_columns = {"append": 2, "full": 3}.get(t.notes.get("vector_layout", ""), 0)
-        list_dims = t.vectors.shape[1] - bias_columns
-        if sc.tune_lists:
-            tuned = tune_lists(t.movie_ids, t.vectors[:, :list_dims], sc.list_metric,
-                               sc.list_prior, train, cfg.similar.k)
-            sc = dataclasses.replace(sc, list_beta=tuned.beta, list_corate=tuned.corate)
-            per_model[t.model]["list_tuning"] = {
-                "users": tuned.users, "beta": tuned.beta, "corate": tuned.corate,
-                "validation_hr": {f"{b:g},{c:g}": round(h, 4)
-                                  for (b, c), h in tuned.hit_rate.items()}}
-        out.append(fit_scorer(t.model, sc, t.movie_ids, train, list_dims))
-        per_model[t.model]["scorer"] = out[-1].settings
-    return out
+    sc = getattr(cfg.train.scorers, t.model)
+    if sc.fold_in and t.user_ids is None:
+        ids, vectors, added = fold_in(t.movie_ids, t.vectors, train)
+        t.movie_ids, t.vectors = ids.astype(np.int32), vectors
+        per_model[t.model]["folded_in"] = added
+        per_model[t.model]["movies"] = len(ids)
+    list_dims = t.list_dims
+    if sc.tune_lists:
+        tuned = tune_lists(t.movie_ids, t.vectors[:, :list_dims], sc.list_metric,
+                           sc.list_prior, train, cfg.similar.k)
+        sc = dataclasses.replace(sc, list_beta=tuned.beta, list_corate=tuned.corate)
+        per_model[t.model]["list_tuning"] = {
+            "users": tuned.users, "beta": tuned.beta, "corate": tuned.corate,
+            "validation_hr": {f"{b:g},{c:g}": round(h, 4)
+                              for (b, c), h in tuned.hit_rate.items()}}
+    scorer = fit_scorer(t.model, sc, t.movie_ids, train, list_dims)
+    per_model[t.model]["scorer"] = scorer.settings
+    return scorer
 
 
 def _fit_one(model: Model, cfg: Config, data: ModelData, device: torch.device,

@@ -23,6 +23,8 @@ tables it reads under its settings, whether it has a data-parallel (DDP) path, a
   outputs with a constant 1, so ``user . movie`` is the model's score.
 - ``edlae``: low-rank EDLAE in closed form on the ranking split's train part; movie
   vectors ``V``, user vectors ``x_u W``.
+- ``blend``: no training of its own; the stage puts the ``[train.blend]`` models' unit
+  vectors side by side, weighted (:func:`blend_of`), once they are fitted and folded in.
 
 Data flow: Delta -> Arrow (delta-rs) -> numpy -> torch -> numpy; no Python loop over rows.
 """
@@ -76,6 +78,13 @@ class Trained:
         """Training loss of the last epoch run (nan when none ran)."""
         return float(self.fit.history[-1]["train_loss"]) if self.fit.history else float("nan")
 
+    @property
+    def list_dims(self) -> int:
+        """Leading vector columns that lists compare: mf's trailing bias columns (and the
+        global mean) are not part of the taste a cosine should compare."""
+        bias_columns = {"append": 2, "full": 3}.get(self.notes.get("vector_layout", ""), 0)
+        return int(self.vectors.shape[1] - bias_columns)
+
 
 @dataclass
 class ModelData:
@@ -112,6 +121,8 @@ class Model:
     inputs: Callable[[TrainConfig], tuple[str, ...]]
     fit: FitFn
     distributed: bool = False
+    #: Built by the stage from other models' fitted vectors (:func:`blend_of`), not fitted.
+    combined: bool = False
 
 
 def loop_config(cfg: Config, model: str, epochs: int, unit: str, folder: Path,
@@ -452,6 +463,32 @@ def fit_edlae_matrix(x: Any, user_ids: np.ndarray, movie_ids: np.ndarray,
 
 
 #: The registry, in training order (the order of :data:`moviegraph.config.MODELS`).
+# ---------------------------------------------------------------- blend
+
+def blend_of(trained: list[Trained], cfg: Config) -> Trained:
+    """The ``blend`` model (:mod:`moviegraph.train.blend`) of its parts in ``trained``
+    (fitted, and folded in where their scorer says so); each part contributes its
+    :attr:`Trained.list_dims` columns."""
+    from moviegraph.train.blend import blend_vectors
+
+    bc = cfg.train.blend
+    by_name = {t.model: t for t in trained}
+    t0 = time.perf_counter()
+    parts = [(by_name[m].movie_ids, by_name[m].vectors[:, :by_name[m].list_dims])
+             for m in bc.models]
+    movie_ids, vectors = blend_vectors(parts, bc.weights)
+    weights = np.asarray(bc.weights, np.float64) / float(np.sum(bc.weights))
+    return Trained("blend", movie_ids, vectors, FitResult(), time.perf_counter() - t0,
+                   notes={"parts": dict(zip(bc.models, weights.round(6).tolist(),
+                                            strict=True))})
+
+
+def _built_by_the_stage(data: ModelData, cfg: Config, device: torch.device,
+                        folder: Path) -> Trained:
+    raise RuntimeError("blend is built from its parts' vectors by the train stage "
+                       "(moviegraph.train.models.blend_of), not fitted")
+
+
 MODELS: dict[str, Model] = {m.name: m for m in (
     Model("node2vec", lambda tc: ("walks", "vocab"), fit_node2vec),
     Model("cbow", lambda tc: ("ratings",), fit_cbow),
@@ -459,6 +496,7 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     Model("softmax", lambda tc: ("ratings", "movies") if tc.softmax.features else ("ratings",),
           fit_softmax),
     Model("edlae", lambda tc: ("ratings",), fit_edlae),
+    Model("blend", lambda tc: (), _built_by_the_stage, combined=True),
 )}
 
 
