@@ -73,7 +73,8 @@ def score(ratings: Ratings, seed: int) -> dict[str, float]:
     for w in N2V_WEIGHTS:
         ids, vectors = blend_vectors([(n_ids, n_vec), (c_ids, c_vec)], [w, 1.0 - w])
         for prior in PRIORS:
-            tuned = tune_lists(ids.astype(np.int64), vectors, "cosine", prior, train,
+            # The shipped list metric: dot (rows are unit wherever every part is present).
+            tuned = tune_lists(ids.astype(np.int64), vectors, "dot", prior, train,
                                cfg.similar.k, betas=BETAS, corates=CORATES)
             for (b, c), hr in tuned.hit_rate.items():
                 out[f"{w:g},{prior},{b:g},{c:g}"] = hr

@@ -82,6 +82,8 @@ def test_blend_of_uses_each_parts_list_columns_only():
     (["train.blend.weights=1"], "[train.blend] weights has 1 value(s) for 2 model(s)"),
     (["train.blend.weights=0.5,0"], "train.blend.weights = 0.0: must be > 0.0"),
     (["train.blend.models=cbow,cbow", "train.blend.weights=1,1"], "a model is named twice"),
+    # softmax's trailing bias column would enter the blend's cosine: not a part.
+    (["train.blend.models=softmax,cbow"], "train.blend.models = 'softmax': must be one of"),
 ])
 def test_blend_config_errors_name_the_setting(override, message):
     with pytest.raises(ConfigError) as err:

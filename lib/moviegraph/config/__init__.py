@@ -283,7 +283,7 @@ class EvaluateConfig:
                                         "latest.html): a URI, or a path (relative: beside "
                                         "the warehouse root).")
     main_model: str = _param("", "Model of the 2-D map and first in the report; empty = the "
-                                 "first of blend, node2vec, mf, softmax, cbow present.")
+                                 "first of node2vec, mf, softmax, cbow, blend present.")
     tsne_seed: int = _param(0, "Seed of the t-SNE map.", ge=0)
     tsne_perplexity: float = _param(30.0, "t-SNE perplexity.", gt=0.0)
     tsne_max_movies: int = _param(2000, "The map shows at most this many movies (the most "
@@ -351,8 +351,8 @@ class NeighboursConfig:
     """The ``neighbours`` job: one movie's rows of ``similar_movies``, printed."""
 
     movie: str = _param("", "Movie title (matched forgivingly) or movie id.")
-    model: str = _param("", "Model whose lists to print; empty = blend when present, else "
-                            "node2vec, else the first model in the table.", choices=("", *MODELS))
+    model: str = _param("", "Model whose lists to print; empty = node2vec when present, "
+                            "else the first model in the table.", choices=("", *MODELS))
     k: int = _param(10, "Neighbours to print.", ge=1)
     metric: str = _param("", "Metric of the lists; empty = the model's (first) one.",
                          choices=("", "cosine", "dot"))

@@ -124,7 +124,7 @@ class BlendConfig:
 
     models: list[str] = param(["node2vec", "cbow"], "Models blended (each must be in "
                                                    "train.models).",
-                              choices=("node2vec", "cbow", "mf", "softmax", "edlae"),
+                              choices=("node2vec", "cbow", "mf", "edlae"),
                               nonempty=True)
     weights: list[float] = param([0.75, 0.25], "Weight of each model's cosine, in the order "
                                               "of `models` (normalised to sum 1). Chosen "
@@ -388,6 +388,9 @@ class ScorersConfig:
                                   fold_in=False)
     # Weights and list settings: the best mean validation HR@20 over seeds 42-46
     # (CHANGELOG.md); the recommendation settings are node2vec's, the main part's.
-    blend: ScorerConfig = _scorer(list_prior="recent", list_beta=0.25, list_corate=0.5,
+    # dot, not cosine: equal for a movie every part knows (its row is unit length), while a
+    # movie missing from a part keeps that part's zero share instead of being rescaled.
+    blend: ScorerConfig = _scorer(list_metric="dot", list_prior="recent", list_beta=0.25,
+                                  list_corate=0.5,
                                   half_life=3.0, recommend_prior="recent",
                                   recommend_beta=0.075, fold_in=False)

@@ -27,8 +27,6 @@ from moviegraph.tables import Warehouse
 
 #: Shortest difflib similarity ratio accepted as a fuzzy title match.
 FUZZY_CUTOFF = 0.6
-#: The model whose lists are printed when none is named: the first present.
-DEFAULT_MODEL_ORDER = ("blend", "node2vec")
 
 
 def match_movie(query: str, movie_ids: np.ndarray, titles: list[str],
@@ -72,7 +70,7 @@ def run_neighbours(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRu
     models = sorted(set(sims.column("model").to_pylist()))
     if not models:
         raise InputError("neighbours: similar_movies is empty; run the similar stage first")
-    model = nc.model or next((m for m in DEFAULT_MODEL_ORDER if m in models), models[0])
+    model = nc.model or ("node2vec" if "node2vec" in models else models[0])
     if model not in models:
         raise InputError(f"neighbours: model {model!r} has no rows in similar_movies "
                          f"(models: {', '.join(models)})")
@@ -113,7 +111,7 @@ STAGE = Stage(
     sections=("neighbours",), run=run_neighbours,
     flags=(Flag("movie", "neighbours.movie", "movie title (fuzzy) or id", metavar="MOVIE"),
            Flag("--model", "neighbours.model",
-                "model (default blend, else node2vec, else the first)", metavar="MODEL"),
+                "model (default node2vec, else the first)", metavar="MODEL"),
            Flag("--k", "neighbours.k", "rows to print", metavar="K"),
            Flag("--metric", "neighbours.metric", "metric of the lists (default: the "
                 "model's only or first one)", metavar="METRIC")))

@@ -85,7 +85,7 @@ def _train_all(cfg: Config, wh: Warehouse, run: StageRun) -> str:
         blend = trained[-1]
         parts = " + ".join(f"{m} {w:g}" for m, w in blend.notes["parts"].items())
         lines.append(f"  {blend.model:<9} {len(blend.movie_ids):>7,} movies x "
-                     f"{blend.vectors.shape[1]}, cosine of {parts}, {blend.seconds:.1f}s")
+                     f"{blend.vectors.shape[1]}, weighted cosine of {parts}, {blend.seconds:.1f}s")
     write_outputs(wh, run, trained, scorers)
     lines.append(f"  wrote embeddings v{run.outputs['embeddings']}"
                  + (f", user_embeddings v{run.outputs['user_embeddings']}"

@@ -8,12 +8,16 @@ present in every part
 
 the weighted sum of the parts' cosines. The similarity join therefore ranks a blend like
 any single model (one matmul per block, same top-k kernel, same prior and co-rating
-terms), and a user profile (mean of unit movie vectors) blends the parts' profiles the
-same way. Issue 14: node2vec's graph view and cbow's sequence view err on different
-movies; their blend beats either on the temporal validation cut (CHANGELOG.md).
+terms); its lists use the dot product (``[train.scorers.blend] list_metric``), which is
+that sum. A user profile (the mean of the blend's rows) is the parts' mean vectors side
+by side, each times sqrt(w): roughly, not exactly, the weighted sum of the parts'
+profile cosines (a part whose vectors agree more gets a longer mean). Issue 14:
+node2vec's graph view and cbow's sequence view err on different movies; their blend
+beats either on the temporal validation cut (CHANGELOG.md), though not on the test part.
 
-A movie missing from a part (the part never gave it a vector) has zeros there: that part
-adds nothing to its similarities. Pure numpy, no Spark.
+A movie missing from a part (the part never gave it a vector) has zeros there: under the
+dot product that part adds nothing to its similarities (a cosine would rescale the row
+and inflate the other parts). Pure numpy, no Spark.
 """
 
 from __future__ import annotations

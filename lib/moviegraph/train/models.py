@@ -462,7 +462,6 @@ def fit_edlae_matrix(x: Any, user_ids: np.ndarray, movie_ids: np.ndarray,
                           "lam": ec.lam, "features": 0})
 
 
-#: The registry, in training order (the order of :data:`moviegraph.config.MODELS`).
 # ---------------------------------------------------------------- blend
 
 def blend_of(trained: list[Trained], cfg: Config) -> Trained:
@@ -489,6 +488,7 @@ def _built_by_the_stage(data: ModelData, cfg: Config, device: torch.device,
                        "(moviegraph.train.models.blend_of), not fitted")
 
 
+#: The registry, in training order (the order of :data:`moviegraph.config.MODELS`).
 MODELS: dict[str, Model] = {m.name: m for m in (
     Model("node2vec", lambda tc: ("walks", "vocab"), fit_node2vec),
     Model("cbow", lambda tc: ("ratings",), fit_cbow),
