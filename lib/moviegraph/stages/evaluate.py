@@ -214,7 +214,9 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
         out.notes["node2vec ranking"] = ("pairs.ratings is not ranking_train: the graph saw "
                                          "the test ratings, node2vec's Recall/NDCG leak"
                                          + (" (and blend's, which holds node2vec)"
-                                            if "blend" in runs else ""))
+                                            if "blend" in runs
+                                            and "node2vec" in cfg.train.blend.models
+                                            else ""))
 
     pr.evaluate_baselines(out, d, k, baselines, ec.ease_lambdas, ec.max_dense_items)
     _landmarks(out, shipped_lists, d, titles)

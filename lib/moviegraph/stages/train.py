@@ -81,8 +81,8 @@ def _train_all(cfg: Config, wh: Warehouse, run: StageRun) -> str:
     run.notes["device"] = str(device)
     run.notes["checkpoints"] = store.uri
     scorers = _fit_scorers(cfg, data, trained, per_model)
-    if any(m.combined for m in models):
-        blend = trained[-1]
+    blend = next((t for t in trained if t.model == "blend"), None)
+    if blend is not None:
         parts = " + ".join(f"{m} {w:g}" for m, w in blend.notes["parts"].items())
         lines.append(f"  {blend.model:<9} {len(blend.movie_ids):>7,} movies x "
                      f"{blend.vectors.shape[1]}, weighted cosine of {parts}, {blend.seconds:.1f}s")

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from moviegraph.train.shipped import unit_rows64
+
 
 def blend_vectors(parts: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[float]
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -59,10 +61,7 @@ def blend_vectors(parts: Sequence[tuple[np.ndarray, np.ndarray]], weights: Seque
     out = np.zeros((movie_ids.size, sum(widths)), np.float64)
     col = 0
     for (ids, vectors), weight, width in zip(parts, w, widths, strict=True):
-        v = np.asarray(vectors, np.float64)
-        norms = np.linalg.norm(v, axis=1, keepdims=True)
-        unit = v / np.where(norms > 0, norms, 1.0)
         rows = np.searchsorted(movie_ids, np.asarray(ids, np.int64))
-        out[rows, col:col + width] = np.sqrt(weight) * unit
+        out[rows, col:col + width] = np.sqrt(weight) * unit_rows64(vectors)
         col += width
     return movie_ids.astype(np.int32), out.astype(np.float32)
