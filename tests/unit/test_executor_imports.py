@@ -49,3 +49,31 @@ def test_top_k_is_the_same_without_torch(monkeypatch):
     np.testing.assert_array_equal(metrics.top_k(scores, 10), with_torch)
     expected = np.array([sorted(range(40), key=lambda j: (-row[j], j))[:10] for row in scores])
     np.testing.assert_array_equal(with_torch, expected)
+
+
+def test_executor_archive_leaves_out_test_suites_and_installers(tmp_path):
+    from moviegraph.package import (
+        EXECUTOR_PRUNE_DIRS,
+        EXECUTOR_PRUNE_PACKAGES,
+        prune_site_packages,
+    )
+
+    kept = ["numpy/__init__.py", "numpy/testing/__init__.py", "numpy/_core/multiarray.py",
+            "pandas/util/_tester.py", "numba/testing/main.py", "tests/__init__.py",
+            "venv_pack/__init__.py", "numpy-2.0.dist-info/METADATA"]
+    dropped = ["numpy/tests/test_a.py", "numpy/_core/tests/data/x.bin",
+               "pandas/tests/frame/test_b.py", "pip/__init__.py",
+               "pip-24.0.dist-info/METADATA", "setuptools/__init__.py",
+               "setuptools-70.0.dist-info/RECORD", "pkg_resources/__init__.py",
+               "_distutils_hack/__init__.py", "distutils-precedence.pth"]
+    for name in kept + dropped:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x" * 10)
+    hook = "import os; var = 'SETUPTOOLS_USE_DISTUTILS'; __import__('_distutils_hack')"
+    (tmp_path / "distutils-precedence.pth").write_text(hook)
+    (tmp_path / "other.pth").write_text("/some/path")
+    files, size = prune_site_packages(tmp_path, EXECUTOR_PRUNE_DIRS, EXECUTOR_PRUNE_PACKAGES)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    # A top-level `tests` package is some distribution's code, not a test suite inside one.
+    assert left == sorted([*kept, "other.pth"])
+    assert (files, size) == (len(dropped), 10 * (len(dropped) - 1) + len(hook))
