@@ -355,7 +355,7 @@ def ref_edges(ctx: Context) -> dict:
     import pyarrow as pa
 
     ec = ctx.cfg.edges
-    items = _arrow(ctx.warehouse, "item_counts", ["movie_id", "n"])
+    items = _arrow(ctx.warehouse, "item_counts", ["movie_id", "n"]).sort_by("movie_id")
     pairs = _arrow(ctx.warehouse, "pair_counts", ["movie_a", "movie_b", "n"])
     ids, cnt = items.column(0).to_numpy(), items.column(1).to_numpy().astype(np.float64)
     a, b = pairs.column(0).to_numpy(), pairs.column(1).to_numpy()
@@ -376,8 +376,13 @@ def ref_edges(ctx: Context) -> dict:
     if ec.top_k > 0:
         by = w if ec.weighting == "cosine" else pmi  # the stage's top-k score
         top = np.zeros(len(a), dtype=bool)
-        bounds = ids[np.linspace(0, len(ids), EDGE_CUT_CHUNKS + 1).astype(int)[1:-1]]
-        bounds = bounds.astype(np.int64)
+        # Ranges of about equal rows: cut where the edges' cumulative degree crosses each
+        # 1/EDGE_CUT_CHUNKS of the total (a popular movie's rows all land in one range).
+        degree = (np.bincount(np.searchsorted(ids, a), minlength=len(ids))
+                  + np.bincount(np.searchsorted(ids, b), minlength=len(ids)))
+        cuts = np.searchsorted(np.cumsum(degree), degree.sum() * np.arange(
+            1, EDGE_CUT_CHUNKS) / EDGE_CUT_CHUNKS)
+        bounds = np.unique(ids[np.minimum(cuts + 1, len(ids) - 1)].astype(np.int64))
         lows = np.r_[np.iinfo(np.int64).min, bounds]
         highs = np.r_[bounds, np.iinfo(np.int64).max]
         for lo, hi in zip(lows, highs, strict=True):  # nodes in [lo, hi), seen from both ends

@@ -38,40 +38,49 @@ def test_tree_cpu_counts_children_that_exited() -> None:
 
 
 def _python_edges(pairs: dict[tuple[int, int], int], items: dict[int, int], min_weight: float,
-                  min_count: int, top_k: int) -> set[tuple[int, int]]:
-    """The recipe plus the k-NN cut as a plain loop (README's pairs / edges section)."""
+                  min_count: int, top_k: int, weighting: str = "pmi") -> set[tuple[int, int]]:
+    """The recipe plus the k-NN cut as a plain loop (README's pairs / edges section): the
+    weight is pmi * n or n / sqrt(n_a n_b); the cut ranks by pmi or by that cosine."""
     d = math.log(sum(items.values()))
-    pmi = {}
+    score = {}
     for (a, b), n in pairs.items():
         p = math.log(n) - math.log(items[a]) - math.log(items[b]) + d
-        if p * n >= min_weight and n >= min_count:
-            pmi[(a, b)] = p
+        cosine = n / math.sqrt(items[a] * items[b])
+        weight = cosine if weighting == "cosine" else p * n
+        if weight >= min_weight and n >= min_count:
+            score[(a, b)] = cosine if weighting == "cosine" else p
     if top_k <= 0:
-        return set(pmi)
+        return set(score)
     best: dict[int, list[tuple[float, int, tuple[int, int]]]] = {}
-    for (a, b), p in pmi.items():
+    for (a, b), p in score.items():
         best.setdefault(a, []).append((-p, b, (a, b)))
         best.setdefault(b, []).append((-p, a, (a, b)))
     return {e for lst in best.values() for _, _, e in sorted(lst)[:top_k]}
 
 
-def test_ref_edges_matches_a_python_loop(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("weighting", "chunks"), [("pmi", 1), ("pmi", 7), ("cosine", 1),
+                                                  ("cosine", 16)])
+def test_ref_edges_matches_a_python_loop(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                         weighting: str, chunks: int) -> None:
+    """Either weighting, the top-k cut in one range of movies or in several."""
+    monkeypatch.setattr(bp, "EDGE_CUT_CHUNKS", chunks)
     rng = np.random.default_rng(2)
-    movies = np.arange(1, 41)
+    movies = rng.permutation(np.arange(1, 41))  # item_counts in no particular order
     items = {int(m): int(rng.integers(20, 200)) for m in movies}
     pairs = {(int(a), int(b)): int(rng.integers(1, 15))
              for a, b in itertools.combinations(movies, 2) if rng.random() < 0.5}
+    pairs = {(min(a, b), max(a, b)): n for (a, b), n in pairs.items()}  # movie_a < movie_b
     tables = {
         "item_counts": pa.table({"movie_id": list(items), "n": list(items.values())}),
         "pair_counts": pa.table({"movie_a": [a for a, _ in pairs], "movie_b": [b for _, b in
                                                                               pairs],
                                  "n": list(pairs.values())}),
     }
-    expected = _python_edges(pairs, items, 0.0, 2, 3)
+    expected = _python_edges(pairs, items, 0.0, 2, 3, weighting)
     tables["edges"] = pa.table({"src": [a for a, _ in expected]})
     monkeypatch.setattr(bp, "_arrow", lambda wh, name, columns=None: tables[name])
     cfg = types.SimpleNamespace(edges=types.SimpleNamespace(min_weight=0.0, min_count=2,
-                                                            top_k=3))
+                                                            top_k=3, weighting=weighting))
     ctx = bp.Context(tmp_path, cfg, 1, tmp_path, None)
     out = bp.ref_edges(ctx)
     written = pq.read_table(tmp_path / "edges.parquet")

@@ -26,11 +26,27 @@ TASK_MODULES = ("moviegraph.graph.pairs", "moviegraph.graph.kernels", "moviegrap
 DRIVER_ONLY = ("torch", "deltalake", "graphframes", "sklearn", "gensim", "tqdm")
 
 
+# Refuses what the executor archive leaves out (moviegraph.package.prune_site_packages):
+# the packages' test suites.
+NO_TEST_SUITES = """
+import importlib.abc
+class NoTestSuites(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if "tests" in name.split("."):
+            raise ImportError(f"{name}: test suites are not in the executor archive")
+sys.meta_path.insert(0, NoTestSuites())
+"""
+
+
 def test_task_modules_import_without_driver_only_packages():
+    from moviegraph.package import EXECUTOR_PRUNE_PACKAGES
+
     assert "delta-spark" in EXECUTOR_NO_DEPS and "numpy" in EXECUTOR_PACKAGES
     code = "\n".join([
         "import sys",
-        *(f"sys.modules[{name!r}] = None" for name in DRIVER_ONLY),
+        *(f"sys.modules[{name!r}] = None" for name in (*DRIVER_ONLY,
+                                                       *EXECUTOR_PRUNE_PACKAGES)),
+        NO_TEST_SUITES,
         *(f"import {module}" for module in TASK_MODULES),
     ])
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
