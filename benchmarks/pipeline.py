@@ -19,8 +19,8 @@ imports are not timed. The references (:data:`REFERENCES`; ``--references`` pick
 
 - ingest: pyarrow's CSV reader on the raw ratings file, written as Parquet;
 - pairs: scipy ``X^T X`` over the same kept ratings (``benchmarks.graph_scale.scipy_pairs``);
-- edges: numpy PMI or cosine weights, count floor and top-k cut over ``pair_counts``, same
-  edge count checked;
+- edges: the stage's numpy kernels (``moviegraph.graph.weights``: PMI or cosine weights,
+  top-k cut) in one process over ``pair_counts``, same edge count checked;
 - walks: the numba walk kernel alone on the same graph (``benchmarks.walk_kernel``);
 - train:node2vec: gensim skip-gram on the same walks and settings
   (``benchmarks.skipgram_throughput.gensim_skipgram``, ``Word2Vec.train`` alone);
@@ -349,24 +349,22 @@ EDGE_CUT_CHUNKS = 16
 
 
 def ref_edges(ctx: Context) -> dict:
-    """numpy PMI or cosine weights (``edges.weighting``), ``min_weight`` / ``min_count``
-    filters and the top-k cut over ``pair_counts`` and ``item_counts``, written as
-    Parquet; its edge count is checked against the stage's ``edges`` table."""
+    """The edges stage's work in one process without Spark: weights (``edges.weighting``),
+    ``min_weight`` / ``min_count`` filters and the top-k cut over ``pair_counts`` and
+    ``item_counts`` with the stage's numpy kernels (:mod:`moviegraph.graph.weights`),
+    written as Parquet; its edge count is checked against the stage's ``edges`` table."""
     import pyarrow as pa
+
+    from moviegraph.graph import weights as W
 
     ec = ctx.cfg.edges
     items = _arrow(ctx.warehouse, "item_counts", ["movie_id", "n"]).sort_by("movie_id")
     pairs = _arrow(ctx.warehouse, "pair_counts", ["movie_a", "movie_b", "n"])
-    ids, cnt = items.column(0).to_numpy(), items.column(1).to_numpy().astype(np.float64)
+    ids, cnt = items.column(0).to_numpy(), items.column(1).to_numpy()
     a, b = pairs.column(0).to_numpy(), pairs.column(1).to_numpy()
     n = pairs.column(2).to_numpy()
     del pairs
-    d = np.log(cnt.sum())
-    na, nb = cnt[np.searchsorted(ids, a)], cnt[np.searchsorted(ids, b)]
-    pmi = np.log(n.astype(np.float64)) - np.log(na) - np.log(nb) + d
-    # cosine: co-raters over the geometric mean of the raters; pmi: the recipe's pmi * n.
-    w = n / np.sqrt(na * nb) if ec.weighting == "cosine" else pmi * n
-    del na, nb
+    w, pmi = W.scores(a, b, n, ids, cnt, float(np.log(cnt.sum())), ec.weighting)
     keep = w >= ec.min_weight
     if ec.min_count > 1:
         keep &= n >= ec.min_count
@@ -391,12 +389,7 @@ def ref_edges(ctx: Context) -> dict:
             edge = np.concatenate([from_a, from_b])
             node = np.concatenate([a[from_a], b[from_b]])
             other = np.concatenate([b[from_a], a[from_b]])
-            order = np.lexsort((other, -by[edge], node))  # per node: score desc, other asc
-            sorted_node = node[order]
-            starts = np.flatnonzero(np.r_[True, sorted_node[1:] != sorted_node[:-1]])
-            rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts,
-                                                                            len(order)]))
-            top[edge[order[rank < ec.top_k]]] = True
+            top[edge[W.local_top_k(node, other, by[edge], ec.top_k)]] = True
         a, b, n, pmi, w = a[top], b[top], n[top], pmi[top], w[top]
     _write_parquet(pa.table({"src": a, "dst": b, "weight": w, "pmi": pmi, "n": n}),
                    ctx.scratch / "edges.parquet")
