@@ -235,6 +235,14 @@ def test_report_file_has_sections_and_no_external_resources(evaluated):
     assert len(re.findall(r'id="chart-loss-\d+"', text)) == len(MODELS) - 1
     assert "No loss curve (fitted in closed form): edlae" in text
     assert len(re.findall(r'id="chart-norm-\d+"', text)) == len(MODELS)
+    # Models in the train stage's order (the default model first), baselines after: in
+    # the metrics table and in the query movies' neighbour tables.
+    table = text[text.index('id="model-table"'):]
+    rows = re.findall(r"<tr><th>([^<]+)</th>", table[:table.index("</table>")])
+    assert rows[:len(MODELS)] == list(MODELS)
+    assert all(r.startswith("baseline:") for r in rows[len(MODELS):])
+    section = text[text.index('id="neighbours"'):]
+    assert re.findall(r"<h3>([^<]+)</h3>", section)[:len(MODELS)] == list(MODELS)
 
 
 def test_report_renders_in_headless_chromium(evaluated, tmp_path):
