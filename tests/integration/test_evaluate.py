@@ -238,7 +238,8 @@ def test_report_file_has_sections_and_no_external_resources(evaluated):
     # Models in the train stage's order (the default model first), baselines after: in
     # the metrics table and in the query movies' neighbour tables.
     table = text[text.index('id="model-table"'):]
-    rows = re.findall(r"<tr><th>([^<]+)</th>", table[:table.index("</table>")])
+    body = table[table.index("<tbody>"):table.index("</tbody>")]
+    rows = re.findall(r"<tr><th>([^<]+)</th>", body)
     assert rows[:len(MODELS)] == list(MODELS)
     assert all(r.startswith("baseline:") for r in rows[len(MODELS):])
     section = text[text.index('id="neighbours"'):]
