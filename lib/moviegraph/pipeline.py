@@ -82,7 +82,9 @@ def run_stage(name: str, spark: SparkSession, cfg: Config, wh: Warehouse, run_id
         run.inputs.update(inputs)
         summary = spec.run(spark, cfg, wh, run)
     rows = ", ".join(f"{k}={v:,}" for k, v in run.rows.items())
-    print(f"[stage] {name} done in {time.time() - t0:.1f}s ({rows})", flush=True)
+    # A job that writes no table (neighbours) has no counts: no empty "()".
+    print(f"[stage] {name} done in {time.time() - t0:.1f}s" + (f" ({rows})" if rows else ""),
+          flush=True)
     if summary:
         print(summary, flush=True)
     return True

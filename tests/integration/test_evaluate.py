@@ -313,6 +313,36 @@ def _spy(monkeypatch, calls: set[str]) -> None:
                         monkeypatch.setattr(other, attr, spy)
 
 
+def test_neighbours_job_prints_the_rows_of_similar_movies(evaluated, capsys):
+    """`neighbours "Star Wars"` (through the pipeline's run_stage, as the command line runs
+    it) prints node2vec's top rows of similar_movies for movie 50, as Spark reads them; a
+    title that matches nothing is a one-line InputError naming it."""
+    from dataclasses import replace
+
+    from moviegraph.errors import InputError
+    from moviegraph.pipeline import run_stage
+
+    wh, _, cfg, _ = evaluated
+    ask = replace(cfg, neighbours=replace(cfg.neighbours, movie="star wars", k=7))
+    capsys.readouterr()
+    assert run_stage("neighbours", wh.spark, ask, wh, new_run_id(), force=True)
+    out = capsys.readouterr().out
+    assert re.search(r"^\[stage\] neighbours done in [\d.]+s$", out, re.M), out
+    expected = (wh.read("similar_movies")
+                .where("model = 'node2vec' AND metric = 'cosine' AND movie_id = 50")
+                .orderBy("rank").limit(7).collect())
+    assert len(expected) == 7
+    printed = re.findall(r"^\s+(\d+)\.\s+(\d+) .* \(([-\d.]+)\)$", out, re.M)
+    assert [(int(r), int(n)) for r, n, _ in printed] == [(r["rank"], r["neighbor_id"])
+                                                          for r in expected]
+    assert [float(v) for _, _, v in printed] == pytest.approx(
+        [r["score"] for r in expected], abs=5e-4)
+    assert "neighbours of 50 Star Wars (node2vec, cosine; similar_movies):" in out
+    nothing = replace(cfg, neighbours=replace(cfg.neighbours, movie="qqqqzzzz xxxx"))
+    with pytest.raises(InputError, match="no movie matches 'qqqqzzzz xxxx'"):
+        run_stage("neighbours", wh.spark, nothing, wh, new_run_id(), force=True)
+
+
 def test_evaluate_calls_no_scorer_that_similar_does_not_use(evaluated, monkeypatch):
     """Spy on every ranking function: what evaluate calls (models, no baselines) is a
     subset of what similar calls on the driver, and none of it scores a model. (Runs
