@@ -11,11 +11,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from moviegraph.config import MODELS
 from moviegraph.errors import InputError
 
 
 def pick_runs(found: dict[str, str], models: list[str], where: str = "") -> dict[str, str]:
-    """``found`` (``{model: run_id}``) restricted to ``models`` when given, sorted by model.
+    """``found`` (``{model: run_id}``) restricted to ``models`` when given, in the train
+    stage's model order (:data:`moviegraph.config.MODELS`: node2vec, the default model,
+    first; a name outside it after them, by name), so every stage's output, summary and
+    report lists the models alike.
 
     Raises:
         InputError: a requested model is not in ``found``; ``where`` says what was asked
@@ -27,7 +31,8 @@ def pick_runs(found: dict[str, str], models: list[str], where: str = "") -> dict
             raise InputError(f"model(s) {', '.join(missing)} not found in embeddings{where} "
                              f"(available: {', '.join(sorted(found)) or 'none'})")
         found = {m: found[m] for m in models}
-    return dict(sorted(found.items()))
+    return dict(sorted(found.items(), key=lambda item: (
+        MODELS.index(item[0]) if item[0] in MODELS else len(MODELS), item[0])))
 
 
 def vectors_from_arrow(table: pa.Table, id_col: str) -> tuple[np.ndarray, np.ndarray]:

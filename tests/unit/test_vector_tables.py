@@ -18,14 +18,20 @@ def _table(rows: list[tuple[str, str, int, list[float]]]) -> pa.Table:
 
 def test_latest_runs_picks_each_models_largest_run_id():
     rows = [("mf", "20260101T000000-a", 1, [1.0]), ("mf", "20260102T000000-b", 1, [1.0]),
-            ("cbow", "20251231T000000-c", 1, [1.0]), ("mf", "20251201T000000-d", 2, [1.0])]
+            ("cbow", "20251231T000000-c", 1, [1.0]), ("mf", "20251201T000000-d", 2, [1.0]),
+            ("node2vec", "20251230T000000-e", 1, [1.0])]
     expected: dict[str, str] = {}
     for model, run_id, _, _ in rows:  # plain Python: max run id per model
         expected[model] = max(expected.get(model, run_id), run_id)
-    assert latest_runs(_table(rows), []) == dict(sorted(expected.items()))
+    found = latest_runs(_table(rows), [])
+    assert found == expected
+    # The train stage's order (node2vec first), not the alphabet: every stage lists the
+    # models alike.
+    assert list(found) == ["node2vec", "cbow", "mf"]
+    assert list(latest_runs(_table(rows), ["mf", "node2vec"])) == ["node2vec", "mf"]
     assert latest_runs(_table(rows), ["mf"]) == {"mf": "20260102T000000-b"}
-    with pytest.raises(InputError, match="node2vec"):
-        latest_runs(_table(rows), ["node2vec"])
+    with pytest.raises(InputError, match="softmax"):
+        latest_runs(_table(rows), ["softmax"])
 
 
 def test_vectors_from_table_splits_a_model_run_ids_ascending():

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
 from moviegraph import fs
-from moviegraph.config import MODELS, Config
+from moviegraph.config import Config
 from moviegraph.errors import InputError
 from moviegraph.evaluate import lists as ev_lists
 from moviegraph.evaluate import report as rp
@@ -138,10 +138,6 @@ def run_evaluate(spark: SparkSession, cfg: Config, wh: Warehouse, run: StageRun)
     runs = latest_runs(emb, ec.models)
     if not runs:
         raise InputError("the embeddings table holds no model; run the train stage first")
-    # The train stage's model order (node2vec, the default model, first), not the
-    # alphabet: the summary, the metrics rows and the report's tables follow it.
-    runs = dict(sorted(runs.items(), key=lambda r: (
-        MODELS.index(r[0]) if r[0] in MODELS else len(MODELS), r[0])))
     ratings = read_ratings(wh)
     movies = wh.read_arrow("movies", ["movie_id", "title", "genres"]).sort_by("movie_id")
     titles = movies.column("title").to_pylist()
