@@ -7,8 +7,19 @@ from pathlib import Path
 import pytest
 
 from moviegraph.config import PROJECT_ROOT, SparkConfig
+from tests.background import is_started_fixture
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Tests that wait on a background end-to-end run (:mod:`tests.background`) go last,
+    in their collected order, so that the runs overlap every other test."""
+    waiting = [item for item in items
+               if any(map(is_started_fixture, getattr(item, "fixturenames", ())))]
+    if waiting:
+        chosen = set(map(id, waiting))
+        items[:] = [item for item in items if id(item) not in chosen] + waiting
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,13 @@ executors' Python as a venv-pack archive.
 What it shows: the application registers with that master, its tasks run on two
 executors (separate processes), every table equals a ``local[2]`` run's row for row, and
 ``train.distributed`` runs its DDP processes on the executors with the one-process result.
+The runs themselves start in the background at the session's start
+(``tests/integration/conftest.py``: ``cluster_started``); these tests read what they left.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from moviegraph.config import PROJECT_ROOT
-from tests.integration.tables_compare import FULL_SETTINGS, delta_table, sets
-from tests.standalone import StandaloneCluster
-
-# Small settings, a few seconds per stage: those of the suite's reference run
-# (tests/integration/conftest.py), which the cluster's tables must equal.
-SETTINGS = FULL_SETTINGS
+from tests.integration.tables_compare import delta_table
 
 # Columns that name a run, or when it happened, rather than what it computed.
 RUN_COLUMNS = {"run_id", "created_at", "started_at", "finished_at", "ts_written", "seconds"}
@@ -76,40 +71,6 @@ def _assert_close_tables(actual: pa.Table, expected: pa.Table, name: str) -> Non
             assert a.equals(b), f"{name}.{column} differs"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    started = StandaloneCluster(tmp_path_factory.mktemp("cluster"), workers=2, cores=1,
-                                memory="2g").start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster_run(cluster, small_ratings, tmp_path_factory):
-    """``./spark-submit.sh --master spark://... --ship-executor-env pipeline`` from a
-    foreign folder; returns the warehouse, the event log folder and the process."""
-    base = tmp_path_factory.mktemp("submitted")
-    elsewhere, events, root = base / "cwd", base / "events", base / "warehouse"
-    elsewhere.mkdir()
-    events.mkdir()
-    done = subprocess.run(
-        [str(PROJECT_ROOT / "spark-submit.sh"), "--master", cluster.url,
-         "--ship-executor-env", "--executor-memory", "1g", "--driver-memory", "2g",
-         *_event_log_conf(events), "pipeline", "--quiet",
-         *sets(*SETTINGS, f"ingest.path={small_ratings}", f"warehouse.root={root.as_uri()}")],
-        capture_output=True, text=True, timeout=1200, cwd=elsewhere)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root, events, done
-
-
-def _event_log_conf(folder: Path) -> list[str]:
-    """spark-submit options for a plain-text, single-file event log per application."""
-    return ["--conf", "spark.eventLog.enabled=true",
-            "--conf", f"spark.eventLog.dir={folder.as_uri()}",
-            "--conf", "spark.eventLog.compress=false",
-            "--conf", "spark.eventLog.rolling.enabled=false"]
-
-
 def _event_logs(folder: Path) -> list[list[dict]]:
     """The events of each application logged under ``folder``."""
     return [[json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -131,10 +92,9 @@ def _task_executors(events: list[dict], barrier_only: bool = False) -> dict[str,
     return counts
 
 
-def test_application_registers_with_the_master_and_runs_on_two_executors(cluster,
-                                                                         cluster_run):
-    _, events, done = cluster_run
-    logs = _event_logs(events)
+def test_application_registers_with_the_master_and_runs_on_two_executors(cluster_runs):
+    cluster, done = cluster_runs.cluster, cluster_runs.pipeline
+    logs = _event_logs(cluster_runs.events)
     assert len(logs) == 1, "one application"
     start = next(e for e in logs[0] if e["Event"] == "SparkListenerApplicationStart")
     apps = {a["id"] for a in cluster.applications()}
@@ -148,15 +108,15 @@ def test_application_registers_with_the_master_and_runs_on_two_executors(cluster
     assert done.stdout.splitlines()[0].startswith(cluster.url) or cluster.url in done.stdout
     # spark-submit's --master is the session's master, not conf/local.toml's local[*]:
     # every stage ran on the cluster, as the runs table records.
-    runs = delta_table(cluster_run[0], "runs").to_pylist()
+    runs = delta_table(cluster_runs.root, "runs").to_pylist()
     assert runs and all(json.loads(r["notes"])["spark"]["master"] == cluster.url
                         for r in runs)
     assert {json.loads(r["notes"])["spark"]["app_id"] for r in runs} == {start["App ID"]}
 
 
-def test_cluster_tables_equal_the_local_run(cluster_run, reference_pipeline):
+def test_cluster_tables_equal_the_local_run(cluster_runs, reference_pipeline):
     local_run = reference_pipeline  # the same settings with a local[2] master
-    root = Path(cluster_run[0])
+    root = cluster_runs.root
     names = _tables(root)
     assert names == _tables(local_run)
     for required in ("ratings", "pair_counts", "edges", "walks", "embeddings",
@@ -171,28 +131,16 @@ def test_cluster_tables_equal_the_local_run(cluster_run, reference_pipeline):
     assert not any((root.parent / "cwd").iterdir())
 
 
-def test_distributed_training_runs_ddp_on_the_executors(cluster, cluster_run, tmp_path):
-    """``train --set train.distributed=true`` on the cluster: TorchDistributor starts the
-    DDP processes as a barrier stage on the two executors; the model equals one
-    process's within float noise. The executors need torch, which the slim executor
-    archive leaves out; on this one-machine cluster they use the project's virtualenv
-    (on a real cluster: ``--ship-venv``)."""
+def test_distributed_training_runs_ddp_on_the_executors(cluster_runs):
+    """``train --set train.distributed=true`` on the cluster, on a copy of the pipeline's
+    warehouse: TorchDistributor starts the DDP processes as a barrier stage on the two
+    executors; the model equals one process's within float noise."""
     from deltalake import DeltaTable
 
-    root, _, _ = cluster_run
-    one_process = DeltaTable(str(root / "embeddings")).version()
-    events = tmp_path / "events"
-    events.mkdir()
-    done = subprocess.run(
-        [str(PROJECT_ROOT / "spark-submit.sh"), "--master", cluster.url,
-         "--executor-memory", "1g", "--driver-memory", "2g",
-         "--conf", f"spark.pyspark.python={PROJECT_ROOT / '.venv' / 'bin' / 'python'}",
-         *_event_log_conf(events), "train", "--quiet", "--force",
-         *sets(*SETTINGS, f"warehouse.root={root.as_uri()}", "train.models=mf",
-                "train.distributed=true", "train.num_processes=2")],
-        capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    root, done = cluster_runs.ddp_root, cluster_runs.ddp
+    one_process = DeltaTable(str(cluster_runs.root / "embeddings")).version()
     assert done.returncode == 0, done.stderr[-3000:]
-    [log] = _event_logs(events)
+    [log] = _event_logs(cluster_runs.ddp_events)
     on = _task_executors(log, barrier_only=True)
     assert len(on) == 2 and "driver" not in on, f"DDP tasks ran on {on}"
 

@@ -1,7 +1,9 @@
 """Platform faults (issue 7): a task that fails once, and two pipelines started at once.
 
 Each case runs whole pipelines (ingest .. walks) in subprocesses and compares every table
-row for row with one uninterrupted reference run of the same config.
+row for row with one uninterrupted reference run of the same config. The default suite's
+cases run in the background from the session's start (``tests/integration/fault_runs.py``);
+the tests here check what they left.
 """
 
 from __future__ import annotations
@@ -31,15 +33,10 @@ def _runs(root: Path) -> list[dict]:
     return delta_table(root, "runs").to_pylist()
 
 
-def test_task_failing_once_is_retried_and_changes_nothing(small_ratings, reference_pipeline,
-                                                          tmp_path):
-    root = tmp_path / "wh"
-    markers = tmp_path / "markers"
-    env = {**os.environ, ENV: f"pairs,walks:{markers}"}
-    # local[2,4]: two cores, a task may fail up to 4 times (spark.task.maxFailures).
-    proc = subprocess.run(pipeline_cmd(root, small_ratings, master="local[2,4]"),
-                          capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT,
-                          env=env)
+def test_task_failing_once_is_retried_and_changes_nothing(retried_started,
+                                                          reference_pipeline):
+    retried = retried_started.result()
+    root, markers, proc = retried.root, retried.markers, retried.done
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The hook did fire, once per stage, inside Spark tasks (the retries then ran clean).
     assert sorted(p.name for p in markers.iterdir()) == ["pairs.failed", "walks.failed"]
@@ -74,14 +71,10 @@ def test_without_retries_the_injected_failure_fails_the_stage_cleanly(small_rati
     assert_same_tables(root, reference_pipeline)
 
 
-def test_two_pipelines_started_at_once_one_wins_one_is_refused(small_ratings,
-                                                              reference_pipeline, tmp_path):
-    root = tmp_path / "wh"
-    cmd = pipeline_cmd(root, small_ratings)
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=PROJECT_ROOT) for _ in range(2)]
-    outs = [p.communicate(timeout=900) for p in procs]
-    codes = [p.returncode for p in procs]
+def test_two_pipelines_started_at_once_one_wins_one_is_refused(contended_started,
+                                                              reference_pipeline):
+    contended = contended_started.result()
+    root, outs, codes = contended.root, contended.outs, contended.codes
     assert sorted(codes) == [0, 5], [err[-2000:] for _, err in outs]
     loser = outs[codes.index(5)][1]
     assert "locked: warehouse" in loser and "is in use by" in loser

@@ -1,0 +1,107 @@
+"""The fault tests' pipeline runs (``--until walks`` subprocesses), started in the
+background at the session's start like the reference run (:mod:`tests.background`).
+
+Each fixture here runs one fault scenario and returns what a test checks: a task failing
+once (``retried_started``), two pipelines started at once (``contended_started``), a
+pipeline killed with ``kill -9`` mid-stage and run again (``killed_started``). The tests
+in ``test_platform_faults.py`` and ``test_pipeline_faults.py`` compare the results with the
+reference run. Imported by ``tests/integration/conftest.py``, so that the session's first
+integration test can start them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from moviegraph.config import PROJECT_ROOT
+from moviegraph.faults import ENV
+from tests import background
+from tests.integration.tables_compare import lease_state, pipeline_cmd
+
+RUN_TIMEOUT = 900
+
+
+@dataclass
+class FaultRun:
+    """A scenario's warehouse, its (last) process and what else it left to check."""
+
+    root: Path
+    done: subprocess.CompletedProcess | None = None
+    markers: Path | None = None  # the fault hook's "<stage>.failed" files
+    outs: list[tuple[str, str]] | None = None  # stdout, stderr of concurrent processes
+    codes: list[int] | None = None
+    killed_lease: object = None  # the lease the killed run left (lock.LeaseState)
+    killed_left_walks: bool = False  # whether the killed run had written walks
+
+
+def _in_background(work: Callable[[], FaultRun]) -> Iterator[Future[FaultRun]]:
+    future = background.start(work)
+    yield future
+    background.finish(future)
+
+
+@pytest.fixture(scope="session")
+def retried_started(small_ratings, tmp_path_factory) -> Iterator[Future[FaultRun]]:
+    """The pipeline with the fault hook failing one task of pairs and one of walks, on
+    ``local[2,4]`` (two cores, a task may fail up to 4 times: ``spark.task.maxFailures``)."""
+    base = tmp_path_factory.mktemp("retried")
+
+    def run() -> FaultRun:
+        root, markers = base / "wh", base / "markers"
+        done = subprocess.run(pipeline_cmd(root, small_ratings, master="local[2,4]"),
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                              cwd=PROJECT_ROOT,
+                              env={**os.environ, ENV: f"pairs,walks:{markers}"})
+        return FaultRun(root, done, markers=markers)
+
+    yield from _in_background(run)
+
+
+@pytest.fixture(scope="session")
+def contended_started(small_ratings, tmp_path_factory) -> Iterator[Future[FaultRun]]:
+    """Two identical pipelines on one warehouse, started at the same moment."""
+    root = tmp_path_factory.mktemp("contended") / "wh"
+
+    def run() -> FaultRun:
+        cmd = pipeline_cmd(root, small_ratings)
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, cwd=PROJECT_ROOT) for _ in range(2)]
+        outs = [p.communicate(timeout=RUN_TIMEOUT) for p in procs]
+        return FaultRun(root, outs=outs, codes=[p.returncode for p in procs])
+
+    yield from _in_background(run)
+
+
+@pytest.fixture(scope="session")
+def killed_started(small_ratings, tmp_path_factory) -> Iterator[Future[FaultRun]]:
+    """The pipeline killed with ``kill -9`` inside the edges stage, then run again."""
+    root = tmp_path_factory.mktemp("killed") / "wh"
+
+    def run() -> FaultRun:
+        proc = subprocess.Popen(pipeline_cmd(root, small_ratings), stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+                                cwd=PROJECT_ROOT)
+        try:
+            for line in proc.stdout or ():
+                if line.startswith("[stage] edges started"):
+                    time.sleep(1.5)  # inside edges: pair counts read, edges being built
+                    break
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        killed = FaultRun(root, killed_lease=lease_state(root),
+                          killed_left_walks=(root / "walks").exists())
+        killed.done = subprocess.run(pipeline_cmd(root, small_ratings), capture_output=True,
+                                     text=True, timeout=RUN_TIMEOUT, cwd=PROJECT_ROOT)
+        return killed
+
+    yield from _in_background(run)
