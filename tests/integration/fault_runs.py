@@ -1,10 +1,11 @@
 """The fault tests' pipeline runs (``--until walks`` subprocesses), started in the
 background at the session's start like the reference run (:mod:`tests.background`).
 
-Each fixture here runs one fault scenario and returns what a test checks: a task failing
-once (``retried_started``), two pipelines started at once (``contended_started``), a
-pipeline killed with ``kill -9`` mid-stage and run again (``killed_started``). The tests
-in ``test_platform_faults.py`` and ``test_pipeline_faults.py`` compare the results with the
+Each fixture here runs one fault scenario and returns its own small result: a task
+failing once (``retried_started``: :class:`RetriedRun`), two pipelines started at once
+(``contended_started``: :class:`ContendedRuns`), a pipeline killed with ``kill -9``
+mid-stage and run again (``killed_started``: :class:`KilledRun`). The tests in
+``test_platform_faults.py`` and ``test_pipeline_faults.py`` compare the results with the
 reference run. Imported by ``tests/integration/conftest.py``, so that the session's first
 integration test can start them.
 """
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -30,63 +32,81 @@ from tests.integration.tables_compare import lease_state, pipeline_cmd
 RUN_TIMEOUT = 900
 
 
-@dataclass
-class FaultRun:
-    """A scenario's warehouse, its (last) process and what else it left to check."""
+@dataclass(frozen=True)
+class RetriedRun:
+    """The pipeline whose pairs and walks stages each had one task fail once."""
 
-    root: Path
-    done: subprocess.CompletedProcess | None = None
-    markers: Path | None = None  # the fault hook's "<stage>.failed" files
-    outs: list[tuple[str, str]] | None = None  # stdout, stderr of concurrent processes
-    codes: list[int] | None = None
-    killed_lease: object = None  # the lease the killed run left (lock.LeaseState)
-    killed_left_walks: bool = False  # whether the killed run had written walks
+    root: Path  # its warehouse
+    done: subprocess.CompletedProcess  # the one run, retries included
+    markers: Path  # the fault hook's "<stage>.failed" files
 
 
-def _in_background(work: Callable[[], FaultRun]) -> Iterator[Future[FaultRun]]:
+@dataclass(frozen=True)
+class ContendedRuns:
+    """Two identical pipelines started at once on one warehouse."""
+
+    root: Path  # the shared warehouse
+    outs: list[tuple[str, str]]  # (stdout, stderr) of each process
+    codes: list[int]  # their exit codes, in the same order
+
+
+@dataclass(frozen=True)
+class KilledRun:
+    """A pipeline killed with ``kill -9`` inside edges, then run again."""
+
+    root: Path  # its warehouse
+    lease: object  # the lease the killed run left behind (lock.LeaseState)
+    left_walks: bool  # whether the killed run had written walks
+    rerun: subprocess.CompletedProcess  # the second run, to the end
+
+
+R = TypeVar("R")
+
+
+def _in_background(work: Callable[[], R]) -> Iterator[Future[R]]:
     future = background.start(work)
     yield future
     background.finish(future)
 
 
 @pytest.fixture(scope="session")
-def retried_started(small_ratings, tmp_path_factory) -> Iterator[Future[FaultRun]]:
+def retried_started(small_ratings, tmp_path_factory) -> Iterator[Future[RetriedRun]]:
     """The pipeline with the fault hook failing one task of pairs and one of walks, on
     ``local[2,4]`` (two cores, a task may fail up to 4 times: ``spark.task.maxFailures``)."""
     base = tmp_path_factory.mktemp("retried")
 
-    def run() -> FaultRun:
+    def run() -> RetriedRun:
         root, markers = base / "wh", base / "markers"
         done = subprocess.run(pipeline_cmd(root, small_ratings, master="local[2,4]"),
                               capture_output=True, text=True, timeout=RUN_TIMEOUT,
                               cwd=PROJECT_ROOT,
                               env={**os.environ, ENV: f"pairs,walks:{markers}"})
-        return FaultRun(root, done, markers=markers)
+        return RetriedRun(root, done, markers)
 
     yield from _in_background(run)
 
 
 @pytest.fixture(scope="session")
-def contended_started(small_ratings, tmp_path_factory) -> Iterator[Future[FaultRun]]:
+def contended_started(small_ratings, tmp_path_factory) -> Iterator[Future[ContendedRuns]]:
     """Two identical pipelines on one warehouse, started at the same moment."""
     root = tmp_path_factory.mktemp("contended") / "wh"
 
-    def run() -> FaultRun:
+    def run() -> ContendedRuns:
         cmd = pipeline_cmd(root, small_ratings)
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, cwd=PROJECT_ROOT) for _ in range(2)]
         outs = [p.communicate(timeout=RUN_TIMEOUT) for p in procs]
-        return FaultRun(root, outs=outs, codes=[p.returncode for p in procs])
+        return ContendedRuns(root, outs, [p.returncode for p in procs])
 
     yield from _in_background(run)
 
 
 @pytest.fixture(scope="session")
-def killed_started(small_ratings, tmp_path_factory) -> Iterator[Future[FaultRun]]:
+def killed_started(small_ratings, tmp_path_factory) -> Iterator[Future[KilledRun]]:
     """The pipeline killed with ``kill -9`` inside the edges stage, then run again."""
     root = tmp_path_factory.mktemp("killed") / "wh"
 
-    def run() -> FaultRun:
+    def run() -> KilledRun:
         proc = subprocess.Popen(pipeline_cmd(root, small_ratings), stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True, start_new_session=True,
                                 cwd=PROJECT_ROOT)
@@ -98,10 +118,9 @@ def killed_started(small_ratings, tmp_path_factory) -> Iterator[Future[FaultRun]
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        killed = FaultRun(root, killed_lease=lease_state(root),
-                          killed_left_walks=(root / "walks").exists())
-        killed.done = subprocess.run(pipeline_cmd(root, small_ratings), capture_output=True,
-                                     text=True, timeout=RUN_TIMEOUT, cwd=PROJECT_ROOT)
-        return killed
+        lease, left_walks = lease_state(root), (root / "walks").exists()
+        rerun = subprocess.run(pipeline_cmd(root, small_ratings), capture_output=True,
+                               text=True, timeout=RUN_TIMEOUT, cwd=PROJECT_ROOT)
+        return KilledRun(root, lease, left_walks, rerun)
 
     yield from _in_background(run)

@@ -11,11 +11,11 @@ from tests.integration.tables_compare import assert_same_tables, lease_given_bac
 
 def test_killed_pipeline_resumes_to_the_same_tables(killed_started, reference_pipeline):
     killed = killed_started.result()
-    left = killed.killed_lease
+    left = killed.lease
     assert left.epoch > 0 and not left.released, "the killed run should leave its lease"
-    assert not killed.killed_left_walks
+    assert not killed.left_walks
 
-    rerun = killed.done
+    rerun = killed.rerun
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "[stage] ingest skipped" in rerun.stdout
     assert "[stage] pairs skipped" in rerun.stdout
