@@ -30,6 +30,11 @@ if [ "$(cat "$jar_stamp" 2>/dev/null)" != "$jar_hash" ]; then
   echo "$jar_hash" > "$jar_stamp"
 fi
 
+# The driver JVM's class-data sharing archive (moviegraph/cds.py): Spark's classes parsed
+# and verified once, mapped by every later job's JVM (about 4 s less per start on 2 cores).
+# Built once per JDK and Spark; a failure only means jobs start the classic way.
+"$venv/bin/python" -m moviegraph.cds ensure
+
 # numba compiles each kernel on first use and caches it beside its module; compile them
 # here, once per change of a kernel file (numba's own cache key: the file's time and
 # size), so that no run pays it (about 15 s of the first ML-100K pipeline on 2 cores).

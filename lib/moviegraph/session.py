@@ -17,7 +17,7 @@ from typing import Any
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
-from moviegraph import jvm, sparkargs
+from moviegraph import cds, jvm, sparkargs
 from moviegraph.config import PROJECT_ROOT, SparkConfig
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,9 @@ def job_settings(cfg: SparkConfig, app_name: str) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.memory": cfg.driver_memory,
     }
-    if LOG4J2_FILE.is_file():
-        settings["spark.driver.extraJavaOptions"] = log4j_option()
+    java_options = driver_java_options()
+    if java_options:
+        settings["spark.driver.extraJavaOptions"] = java_options
     use_graphframes = cfg.graphframes != "off"
     if cfg.jars == "local":
         try:
@@ -90,11 +91,26 @@ def log4j_option() -> str:
     return f"-Dlog4j2.configurationFile=file:{LOG4J2_FILE}"
 
 
+def driver_java_options() -> str:
+    """The project's driver JVM options: its quiet log4j config (when the file is there)
+    and the class-data sharing archive when one was built for this JDK and Spark
+    (:mod:`moviegraph.cds`)."""
+    return " ".join(o for o in (log4j_option() if LOG4J2_FILE.is_file() else "",
+                                cds.java_options()) if o)
+
+
 def merged_java_options(given: str | None) -> str:
-    """``given`` JVM options plus the project's log4j config, unless they name their own."""
-    if given and "log4j2.configurationFile" in given:
-        return given
-    return f"{given} {log4j_option()}".strip() if given else log4j_option()
+    """``given`` JVM options plus the project's log4j config and class archive, unless they
+    name their own."""
+    if not given:
+        return driver_java_options()
+    parts = [given]
+    if "log4j2.configurationFile" not in given:
+        parts.append(log4j_option())
+    if not any(flag in given for flag in ("SharedArchiveFile", "ArchiveClassesAtExit",
+                                          "-Xshare")):
+        parts.append(cds.java_options())
+    return " ".join(p for p in parts if p)
 
 
 def _driver_jvm_running() -> bool:

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tables", "deltalog", "fs", "faults", "vectors"),
     ("runs", "lock"),
     ("protocol",),
-    ("session", "jvm", "sparkargs"),  # infrastructure: the Spark session and its jars
+    ("session", "jvm", "sparkargs", "cds"),  # infrastructure: the Spark session, its jars
     ("sources",),
     ("graph",),
     ("walks",),
