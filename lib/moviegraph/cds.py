@@ -1,19 +1,20 @@
 """A class-data sharing (CDS) archive for the driver JVM, built once per JDK and Spark.
 
-Every job starts a driver JVM that loads and verifies some twenty thousand classes of
+Every job starts a driver JVM that loads and verifies some seventeen thousand classes of
 Spark, Scala, Hadoop, Parquet and Arrow from their jars before the first table is read;
 on 2 cores that, with the JIT compiling them, is much of a small run's CPU. A dynamic CDS
 archive (JDK 13+: ``-XX:ArchiveClassesAtExit``) taken once, after a small workload of the
 operations the stages use, holds those classes parsed and verified; later JVMs map it
 instead (``-XX:SharedArchiveFile``). Measured on 2 cores, ML-100K ingest -> edges
-(``./spark-submit.sh pipeline --until edges --force``): 44 -> 39.5 s wall, 70 -> 64 CPU s.
+(``./spark-submit.sh pipeline --until edges --quiet --force``, medians of three runs):
+45.4 -> 41.3 s wall, 73 -> 67 CPU s.
 
 The archive fits one JDK and one class path (the virtualenv's pyspark jars), so its name
 carries a hash of both and it lives in ``.jars/cds/`` of the checkout (never in git).
-``bin/bootstrap.sh`` builds it when missing (``python -m moviegraph.cds ensure``; about
-40 s once, 180 MiB). The JVM ignores an
-archive that does not fit (``-Xshare:auto``) without a word (``-Xlog:cds=off``), and
-a run without one simply starts the classic way: the archive only ever saves time.
+``bin/bootstrap.sh`` builds it when missing (``python -m moviegraph.cds ensure``: about
+40 s once, 183 MiB). The JVM ignores an archive that does not fit (``-Xshare:auto``)
+without a word (``-Xlog:cds=off``), and a run without one starts the classic way: the
+archive only ever saves time.
 """
 
 from __future__ import annotations
