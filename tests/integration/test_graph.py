@@ -110,8 +110,9 @@ def _check_against_reference(wh, rows, min_rating, min_weight):
         return abs(w - min_weight) <= 1e-9 * max(1.0, abs(min_weight))
 
     assert {k for k in set(got) ^ set(edges) if not borderline(k)} == set()
-    # Plain comparisons: pytest.approx costs ~10 us a call, half a minute on ml-100k's
-    # million edges; the tolerances are approx's (relative to the reference, or absolute).
+    # Plain comparisons: pytest.approx costs ~20 us a call, and the ml-100k checks make
+    # 1.57M of them (half a minute); the tolerances are approx's (relative to the
+    # reference, or absolute).
     differ = [key for key in set(got) & set(edges)
               if got[key][2] != edges[key][2]
               or not _close(got[key][0], edges[key][0], rel=1e-9, abs_=1e-9)
