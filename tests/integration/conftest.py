@@ -22,7 +22,6 @@ from tests import background
 from tests.integration.fault_runs import (  # noqa: F401 (fixtures, started early)
     contended_started,
     killed_started,
-    retried_started,
 )
 from tests.integration.tables_compare import FULL_SETTINGS, full_pipeline_cmd, sets
 from tests.standalone import StandaloneCluster

@@ -1,9 +1,9 @@
 """The fault tests' pipeline runs (``--until walks`` subprocesses), started in the
 background at the session's start like the reference run (:mod:`tests.background`).
 
-Each fixture here runs one fault scenario and returns its own small result: a task
-failing once (``retried_started``: :class:`RetriedRun`), two pipelines started at once
-(``contended_started``: :class:`ContendedRuns`), a pipeline killed with ``kill -9``
+Each fixture here runs fault scenarios and returns its own small result: two pipelines
+started at once, the winner's tasks failing once each in pairs and walks
+(``contended_started``: :class:`ContendedRuns`), and a pipeline killed with ``kill -9``
 mid-stage and run again (``killed_started``: :class:`KilledRun`). The tests in
 ``test_platform_faults.py`` and ``test_pipeline_faults.py`` compare the results with the
 reference run. Imported by ``tests/integration/conftest.py``, so that the session's first
@@ -33,21 +33,15 @@ RUN_TIMEOUT = 900
 
 
 @dataclass(frozen=True)
-class RetriedRun:
-    """The pipeline whose pairs and walks stages each had one task fail once."""
-
-    root: Path  # its warehouse
-    done: subprocess.CompletedProcess  # the one run, retries included
-    markers: Path  # the fault hook's "<stage>.failed" files
-
-
-@dataclass(frozen=True)
 class ContendedRuns:
-    """Two identical pipelines started at once on one warehouse."""
+    """Two identical pipelines started at once on one warehouse, with the fault hook set
+    to fail one task of pairs and one of walks once: the loser is refused at the lease,
+    before any stage, so the hook fires in the winner, whose retries must change nothing."""
 
     root: Path  # the shared warehouse
     outs: list[tuple[str, str]]  # (stdout, stderr) of each process
     codes: list[int]  # their exit codes, in the same order
+    markers: Path  # the fault hook's "<stage>.failed" files
 
 
 @dataclass(frozen=True)
@@ -70,33 +64,23 @@ def _in_background(work: Callable[[], R]) -> Iterator[Future[R]]:
 
 
 @pytest.fixture(scope="session")
-def retried_started(small_ratings, tmp_path_factory) -> Iterator[Future[RetriedRun]]:
-    """The pipeline with the fault hook failing one task of pairs and one of walks, on
-    ``local[2,4]`` (two cores, a task may fail up to 4 times: ``spark.task.maxFailures``)."""
-    base = tmp_path_factory.mktemp("retried")
-
-    def run() -> RetriedRun:
-        root, markers = base / "wh", base / "markers"
-        done = subprocess.run(pipeline_cmd(root, small_ratings, master="local[2,4]"),
-                              capture_output=True, text=True, timeout=RUN_TIMEOUT,
-                              cwd=PROJECT_ROOT,
-                              env={**os.environ, ENV: f"pairs,walks:{markers}"})
-        return RetriedRun(root, done, markers)
-
-    yield from _in_background(run)
-
-
-@pytest.fixture(scope="session")
 def contended_started(small_ratings, tmp_path_factory) -> Iterator[Future[ContendedRuns]]:
-    """Two identical pipelines on one warehouse, started at the same moment."""
-    root = tmp_path_factory.mktemp("contended") / "wh"
+    """Two identical pipelines on one warehouse, started at the same moment, on
+    ``local[2,4]`` (two cores, a task may fail up to 4 times: ``spark.task.maxFailures``),
+    with the fault hook failing one task of pairs and one of walks once.
+
+    One scenario for two checks (the lease, and retried tasks): a pipeline run less in the
+    suite, and the refused one never reaches a stage, so it cannot take the failures."""
+    base = tmp_path_factory.mktemp("contended")
+    root, markers = base / "wh", base / "markers"
 
     def run() -> ContendedRuns:
-        cmd = pipeline_cmd(root, small_ratings)
+        cmd = pipeline_cmd(root, small_ratings, master="local[2,4]")
+        env = {**os.environ, ENV: f"pairs,walks:{markers}"}
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, cwd=PROJECT_ROOT) for _ in range(2)]
+                                  text=True, cwd=PROJECT_ROOT, env=env) for _ in range(2)]
         outs = [p.communicate(timeout=RUN_TIMEOUT) for p in procs]
-        return ContendedRuns(root, outs, [p.returncode for p in procs])
+        return ContendedRuns(root, outs, [p.returncode for p in procs], markers)
 
     yield from _in_background(run)
 

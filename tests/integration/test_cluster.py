@@ -112,6 +112,10 @@ def test_application_registers_with_the_master_and_runs_on_two_executors(cluster
     assert runs and all(json.loads(r["notes"])["spark"]["master"] == cluster.url
                         for r in runs)
     assert {json.loads(r["notes"])["spark"]["app_id"] for r in runs} == {start["App ID"]}
+    # Submitted off local mode, the job imports the package from the shipped zip, not the
+    # source tree (spark-submit.sh ships it as --py-files; --ship does so in local mode).
+    assert all(".zip" in json.loads(r["notes"])["package"] for r in runs), {
+        json.loads(r["notes"])["package"] for r in runs}
 
 
 def test_cluster_tables_equal_the_local_run(cluster_runs, reference_pipeline):
