@@ -33,9 +33,8 @@ def test_job_help_through_spark_submit_lists_the_jobs_own_options(job, own, fore
     assert "Exception" not in proc.stderr
 
 
-# That a submitted job imports the shipped zip, not the source tree, is shown by
+# That the master given to spark-submit wins over the config's local[*], and that the job
+# imports the shipped zip rather than the source tree, is shown by
 # test_cluster.py::test_application_registers_with_the_master_and_runs_on_two_executors
-# (submitted to a standalone master from another folder: every run records the zip).
-# That the master given to spark-submit wins over the config's local[*] is shown by
-# test_cluster.py::test_application_registers_with_the_master_and_runs_on_two_executors
-# (its pipeline is submitted with --master spark://..., and every run records that master).
+# (its pipeline is submitted with --master spark://... from another folder; every run
+# records that master and the zip).
