@@ -59,6 +59,7 @@ def evaluated(spark, ml100k_part, tmp_path_factory):
         "train.mf.method=adam",  # a few quick epochs, not Gibbs sweeps
         "train.mf.adam.dim=16", "train.mf.adam.epochs=3", "train.mf.biases=append",
         "train.softmax.dim=8", "train.softmax.epochs=2", "train.edlae.dim=16",
+        "evaluate.baselines=" + ",".join(BASELINES),  # gensim too, off by default
         "evaluate.ease_lambdas=50,200", "evaluate.fidelity_pq=0.25:4",
         "evaluate.tsne_max_movies=300", "evaluate.tsne_max_iter=500",
         f"evaluate.report_dir={(tmp / 'reports').as_uri()}",  # outputs are URIs
