@@ -38,9 +38,12 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from moviegraph import numba_cache
 from moviegraph.config.models import ALSConfig
 from moviegraph.train.loop import LoopConfig, fit
 from moviegraph.train.mf import BiasedMF, MFResult, validation_rmse
+
+numba_cache.install()  # before the @njit(cache=True) kernels below
 
 
 @njit(cache=True)

@@ -31,9 +31,12 @@ import torch
 from numba import njit, prange
 from torch import nn
 
+from moviegraph import numba_cache
 from moviegraph.config.models import SkipGramConfig
 from moviegraph.train.device import pick_device
 from moviegraph.train.loop import FitResult, LoopConfig, epoch_generator, fit
+
+numba_cache.install()  # before the @njit(cache=True) kernels below
 
 
 class SkipGram(nn.Module):

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from moviegraph import numba_cache
+
+numba_cache.install()  # before the @njit(cache=True) kernels below
+
 
 class RepeatConflict(ValueError):
     """The same (src, dst) entry appears with two different weights."""

@@ -33,8 +33,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from moviegraph import numba_cache
 from moviegraph.walks.csr import CSRGraph
 from moviegraph.walks.rng import next_uniform, stream_state
+
+numba_cache.install()  # before the @njit(cache=True) kernels below
 
 
 def validate_walk_params(walk_length: int, p: float, q: float) -> None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from moviegraph import numba_cache
 from moviegraph.walks.kernel import first_order_step, split_constants, split_step
 from moviegraph.walks.rng import stream_state
+
+numba_cache.install()  # before the @njit(cache=True) kernels below
 
 
 @njit(cache=True)

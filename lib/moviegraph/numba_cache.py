@@ -1,0 +1,94 @@
+"""Where numba keeps the compiled kernels when the package runs from a zip.
+
+Off local mode, Spark ships the package as a zip (``--py-files``) into a folder of each
+application, and executors import the kernels from there. numba's own locator for modules
+in a zip names its cache folder after the zip's absolute path, so every application
+compiled the walk kernels again in every executor's Python worker (about 7 CPU s each on
+2 cores) and left one more folder in ``~/.cache/numba`` on each node.
+
+:class:`PackageZipLocator` names the folder after the kernel's package folder and a hash
+of all the package's files in the zip: runs of the same code on one node share their
+compiled kernels, and changed code gets folders of its own. The whole package is hashed,
+not only the kernel's module, because numba does not track the functions a kernel inlines
+from other modules (``walks.rng`` into ``walks.kernel``). The folders are under
+``NUMBA_CACHE_DIR`` when set, else numba's user cache folder; where that is not writable,
+numba's own locators apply as before. Modules imported from a checkout are not affected
+(numba caches beside them; ``bin/bootstrap.sh`` fills that cache), nor is a process where
+the user chose the locators (``NUMBA_CACHE_LOCATOR_CLASSES``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import zipfile
+from typing import Any
+
+#: The package's folder inside the zip: only its modules are located here.
+PACKAGE_PREFIX = "moviegraph/"
+
+
+@functools.lru_cache(maxsize=8)
+def package_digest(zip_path: str, mtime: float, size: int) -> str:
+    """Hash of the names and contents of the package's files in ``zip_path`` (the zip's
+    time and size key the memo: a rewritten zip is hashed again)."""
+    h = hashlib.sha256()
+    with zipfile.ZipFile(zip_path) as zf:
+        for name in sorted(n for n in zf.namelist() if n.startswith(PACKAGE_PREFIX)):
+            h.update(name.encode() + b"\0" + zf.read(name) + b"\0")
+    return h.hexdigest()[:20]
+
+
+def _locator_class() -> type | None:
+    """The locator class, built on numba's zip locator (None without one)."""
+    try:
+        from numba.core import caching, config
+    except ImportError:
+        return None
+    base = getattr(caching, "ZipCacheLocator", None)
+    if base is None:
+        return None
+
+    class PackageZipLocator(base):  # type: ignore[misc, valid-type]
+        """numba's zip locator with a cache folder keyed by content, not by zip path."""
+
+        def __init__(self, py_func: Any, py_file: str) -> None:
+            super().__init__(py_func, py_file)
+            st = os.stat(self._zip_path)
+            digest = package_digest(self._zip_path, st.st_mtime, st.st_size)
+            folder = os.path.dirname(self._internal_path).replace("/", "-")
+            root = config.CACHE_DIR or os.path.dirname(self._cache_path)
+            self._cache_path = os.path.join(root, f"{folder}-{digest}")
+
+        @classmethod
+        def from_function(cls, py_func: Any, py_file: str) -> PackageZipLocator | None:
+            if ".zip" not in py_file:
+                return None
+            try:
+                locator = cls(py_func, py_file)
+                if not locator._internal_path.startswith(PACKAGE_PREFIX):
+                    return None
+                locator.ensure_cache_path()
+            except (OSError, ValueError, KeyError):
+                return None  # not writable, not a zip we can read: numba's own locators
+            return locator
+
+    return PackageZipLocator
+
+
+def install() -> None:
+    """Put :class:`PackageZipLocator` first among numba's cache locators (once per
+    process). Call before the module's ``@njit(cache=True)`` functions are defined."""
+    try:
+        from numba.core import caching
+    except ImportError:
+        return
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    classes = getattr(impl, "_locator_classes", None)
+    if not isinstance(classes, list) or any(
+            c.__name__ == "PackageZipLocator" for c in classes):
+        return
+    locator = _locator_class()
+    if locator is not None:
+        classes.insert(0, locator)
