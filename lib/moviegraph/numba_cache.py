@@ -31,11 +31,17 @@ PACKAGE_PREFIX = "moviegraph/"
 
 @functools.lru_cache(maxsize=8)
 def package_digest(zip_path: str, mtime: float, size: int) -> str:
-    """Hash of the names and contents of the package's files in ``zip_path`` (the zip's
-    time and size key the memo: a rewritten zip is hashed again)."""
-    h = hashlib.sha256()
+    """Hash of the names and contents of the package's Python files in ``zip_path``, and
+    of the numba and numpy versions that compile them (the zip's time and size key the
+    memo: a rewritten zip is hashed again). The zip's ``conf/`` files are left out: a
+    changed config compiles nothing."""
+    import numba
+    import numpy
+
+    h = hashlib.sha256(f"numba {numba.__version__} numpy {numpy.__version__}\0".encode())
     with zipfile.ZipFile(zip_path) as zf:
-        for name in sorted(n for n in zf.namelist() if n.startswith(PACKAGE_PREFIX)):
+        for name in sorted(n for n in zf.namelist()
+                           if n.startswith(PACKAGE_PREFIX) and n.endswith(".py")):
             h.update(name.encode() + b"\0" + zf.read(name) + b"\0")
     return h.hexdigest()[:20]
 
@@ -44,33 +50,39 @@ def _locator_class() -> type | None:
     """The locator class, built on numba's zip locator (None without one)."""
     try:
         from numba.core import caching, config
+        from numba.misc.appdirs import AppDirs
     except ImportError:
         return None
-    base = getattr(caching, "ZipCacheLocator", None)
+    base: Any = getattr(caching, "ZipCacheLocator", None)
     if base is None:
         return None
 
-    class PackageZipLocator(base):  # type: ignore[misc, valid-type]
+    class PackageZipLocator(base):
         """numba's zip locator with a cache folder keyed by content, not by zip path."""
 
         def __init__(self, py_func: Any, py_file: str) -> None:
             super().__init__(py_func, py_file)
-            st = os.stat(self._zip_path)
-            digest = package_digest(self._zip_path, st.st_mtime, st.st_size)
-            folder = os.path.dirname(self._internal_path).replace("/", "-")
-            root = config.CACHE_DIR or os.path.dirname(self._cache_path)
-            self._cache_path = os.path.join(root, f"{folder}-{digest}")
+            zip_path, internal = base._split_zip_path(py_file)
+            st = os.stat(zip_path)
+            digest = package_digest(zip_path, st.st_mtime, st.st_size)
+            folder = os.path.dirname(internal).replace("/", "-")
+            root = config.CACHE_DIR or AppDirs(appname="numba", appauthor=False).user_cache_dir
+            self.cache_folder: str = os.path.join(root, f"{folder}-{digest}")
+
+        def get_cache_path(self) -> str:
+            return self.cache_folder
 
         @classmethod
         def from_function(cls, py_func: Any, py_file: str) -> PackageZipLocator | None:
             if ".zip" not in py_file:
                 return None
             try:
+                _, internal = base._split_zip_path(py_file)
+                if not internal.startswith(PACKAGE_PREFIX):
+                    return None  # another package's zip: numba's own locators
                 locator = cls(py_func, py_file)
-                if not locator._internal_path.startswith(PACKAGE_PREFIX):
-                    return None
                 locator.ensure_cache_path()
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, zipfile.BadZipFile):
                 return None  # not writable, not a zip we can read: numba's own locators
             return locator
 

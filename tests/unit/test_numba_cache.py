@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,3 +62,18 @@ def test_a_zip_in_another_folder_reuses_the_compiled_kernels(tmp_path):
             dst.writestr(item, data)
     other = _probe(changed, cache)
     assert other["misses"] == 1 and other["path"] != compiled["path"]
+
+
+def test_every_module_with_cached_kernels_installs_the_locator_first():
+    """A module whose ``@njit(cache=True)`` kernels are defined before
+    ``numba_cache.install()`` ran would cache by the zip's path again."""
+    from moviegraph.config import PROJECT_ROOT
+
+    kernel = re.compile(r"^@njit\([^)]*cache=True", re.MULTILINE)
+    modules = [p for p in (PROJECT_ROOT / "lib" / "moviegraph").rglob("*.py")
+               if kernel.search(p.read_text())]
+    assert len(modules) >= 6
+    for path in modules:
+        text = path.read_text()
+        assert "numba_cache.install()" in text, path
+        assert text.index("numba_cache.install()") < kernel.search(text).start(), path
