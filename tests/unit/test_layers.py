@@ -20,7 +20,7 @@ PACKAGE = PROJECT_ROOT / "lib" / "moviegraph"
 #: rank; units sharing a rank do not depend on a higher one either.
 LAYERS: list[tuple[str, ...]] = [
     ("config",),
-    ("errors",),
+    ("errors", "numba_cache"),  # numba_cache: stdlib and numba only, under the kernels
     ("tables", "deltalog", "fs", "faults", "vectors"),
     ("runs", "lock"),
     ("protocol",),
