@@ -7,14 +7,14 @@ compiled the walk kernels again in every executor's Python worker (about 7 CPU s
 2 cores) and left one more folder in ``~/.cache/numba`` on each node.
 
 :class:`PackageZipLocator` names the folder after the kernel's package folder and a hash
-of all the package's files in the zip: runs of the same code on one node share their
-compiled kernels, and changed code gets folders of its own. The whole package is hashed,
-not only the kernel's module, because numba does not track the functions a kernel inlines
-from other modules (``walks.rng`` into ``walks.kernel``). The folders are under
-``NUMBA_CACHE_DIR`` when set, else numba's user cache folder; where that is not writable,
-numba's own locators apply as before. Modules imported from a checkout are not affected
-(numba caches beside them; ``bin/bootstrap.sh`` fills that cache), nor is a process where
-the user chose the locators (``NUMBA_CACHE_LOCATOR_CLASSES``).
+of all the package's Python files in the zip and of the numba and numpy versions: runs of
+the same code on one node share their compiled kernels, and changed code gets folders of
+its own. Every module is hashed, not only the kernel's, because numba does not track the
+functions a kernel inlines from other modules (``walks.rng`` into ``walks.kernel``). The
+folders are under ``NUMBA_CACHE_DIR`` when set, else numba's user cache folder; where that
+is not writable, numba's own locators apply as before. Modules imported from a checkout
+are not affected (numba caches beside them; ``bin/bootstrap.sh`` fills that cache), nor is
+a process where the user chose the locators (``NUMBA_CACHE_LOCATOR_CLASSES``).
 """
 
 from __future__ import annotations
@@ -61,11 +61,10 @@ def _locator_class() -> type | None:
         """numba's zip locator with a cache folder keyed by content, not by zip path."""
 
         def __init__(self, py_func: Any, py_file: str) -> None:
-            super().__init__(py_func, py_file)
-            zip_path, internal = base._split_zip_path(py_file)
-            st = os.stat(zip_path)
-            digest = package_digest(zip_path, st.st_mtime, st.st_size)
-            folder = os.path.dirname(internal).replace("/", "-")
+            super().__init__(py_func, py_file)  # sets _zip_path and _internal_path
+            st = os.stat(self._zip_path)
+            digest = package_digest(self._zip_path, st.st_mtime, st.st_size)
+            folder = os.path.dirname(self._internal_path).replace("/", "-")
             root = config.CACHE_DIR or AppDirs(appname="numba", appauthor=False).user_cache_dir
             self.cache_folder: str = os.path.join(root, f"{folder}-{digest}")
 
